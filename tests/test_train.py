@@ -1,0 +1,122 @@
+"The training core: the loss against an independent computation, resuming after a real kill, bad input."
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cl_course.train import (Method, TrainConfig, causal_lm_loss, course_config, evaluate, lm_loss, load_checkpoint,
+                             prepare_stream, run_stream)
+
+QUICK = dict(pretrain_articles=0, max_train_blocks=16, max_eval_blocks=4, epochs=1, progress=False)
+
+
+@pytest.fixture(scope="module")
+def stream(wikitext_dir_module):
+    return prepare_stream(course_config("small", **QUICK))
+
+
+@pytest.fixture(scope="module")
+def wikitext_dir_module():
+    d = Path(os.environ.get("CL_COURSE_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data" / "wikitext-103-raw")
+    os.environ.setdefault("CL_COURSE_DATA", str(d))
+    return d
+
+
+def test_lm_loss_matches_an_independent_computation_with_padding(stream):
+    model = stream.new_model().eval()
+    batch = next(iter(stream.loaders[0][1]))
+    # pad the second half of the last block: attention mask 0, labels -100
+    batch = {k: v.clone() for k, v in batch.items()}
+    batch["attention_mask"][-1, 64:] = 0
+    batch["labels"][-1, 64:] = -100
+    batch["input_ids"][-1, 64:] = stream.tokenizer.eos_token_id
+    with torch.no_grad():
+        loss = lm_loss(model, batch)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    # independent: HF's own loss on the same labels (it shifts internally and ignores -100) ...
+    with torch.no_grad():
+        hf = model(**batch).loss
+    torch.testing.assert_close(loss, hf, rtol=1e-5, atol=1e-5)
+    # ... and a hand loop over positions
+    nll = []
+    for b in range(batch["input_ids"].shape[0]):
+        for t in range(batch["input_ids"].shape[1] - 1):
+            y = batch["labels"][b, t + 1].item()
+            if y != -100: nll.append(-torch.log_softmax(logits[b, t].double(), -1)[y])
+    torch.testing.assert_close(loss.double(), torch.stack(nll).mean(), rtol=1e-5, atol=1e-5)
+    # evaluate's perplexity is exp of the token-weighted loss
+    r = evaluate(model, [batch])
+    assert r["tokens"] == len(nll)
+    assert abs(r["perplexity"] - np.exp(loss.item())) < 1e-3 * r["perplexity"]
+
+
+def test_resume_after_a_real_kill_gives_the_uninterrupted_result(stream, tmp_path, wikitext_dir_module):
+    full = run_stream(Method(), stream)
+    ck = tmp_path / "run"
+    script = textwrap.dedent(f"""
+        import os, time
+        from cl_course.train import Method, course_config, prepare_stream, run_stream
+        class Slow(Method):
+            def after_task(self, model, task_id, loader):
+                if task_id >= 1: time.sleep(600)   # stay inside task 2 until killed
+        s = prepare_stream(course_config("small", **{QUICK!r}))
+        run_stream(Slow(), s, checkpoint_dir={str(ck)!r})
+    """)
+    env = dict(os.environ, CL_COURSE_DATA=str(wikitext_dir_module))
+    p = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            f = ck / "checkpoint.pt"
+            if f.exists() and load_checkpoint(f)["done"] >= 1: break
+            assert p.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.5)
+        else: pytest.fail("no checkpoint within 300 s")
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+    assert load_checkpoint(ck / "checkpoint.pt")["done"] == 1
+    # "Slow" and Method share the name "naive" and the configuration, so the fingerprint matches
+    resumed = run_stream(Method(), stream, checkpoint_dir=ck, resume=True)
+    np.testing.assert_array_equal(resumed.accuracy, full.accuracy)
+    np.testing.assert_array_equal(resumed.loss, full.loss)
+
+
+def test_resume_refuses_a_different_configuration(stream, tmp_path):
+    run_stream(Method(), stream, checkpoint_dir=tmp_path)
+    other = prepare_stream(stream.config.replace(lr=stream.config.lr / 2))
+    with pytest.raises(ValueError, match="different configuration.*config"):
+        run_stream(Method(), other, checkpoint_dir=tmp_path, resume=True)
+    with pytest.raises(FileExistsError, match="resume=True"):
+        run_stream(Method(), stream, checkpoint_dir=tmp_path)
+
+
+def test_nan_loss_stops_with_task_and_step_and_saves_nothing_poisoned(stream, tmp_path):
+    class NaNOnTask2(Method):
+        def penalty(self, model, task_id):
+            return torch.tensor(float("inf")) if task_id == 2 else None
+    with pytest.raises(FloatingPointError, match="task 2.*step 0"):
+        run_stream(NaNOnTask2(), stream, checkpoint_dir=tmp_path)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["done"] == 2
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+@pytest.mark.parametrize("kw, msg", [(dict(lr=0), "lr must be"), (dict(lr=-1.0), "lr must be"), (dict(lr=float("inf")), "lr must be"),
+                                     (dict(epochs=0), "epochs"), (dict(schedule="step"), "schedule"),
+                                     (dict(pretrain_articles=-1), "pretrain_articles")])
+def test_bad_config(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        TrainConfig(**kw)
+
+
+def test_loss_shapes_must_agree():
+    with pytest.raises(ValueError, match="disagree"):
+        causal_lm_loss(torch.zeros(2, 5, 7), torch.zeros(2, 4, dtype=torch.long))
