@@ -35,7 +35,7 @@ def main():
         model = stream.new_model()
         with tempfile.TemporaryDirectory() as d:
             args = TrainingArguments(output_dir=d, per_device_train_batch_size=cfg.batch_size, num_train_epochs=1,
-                                     learning_rate=cfg.lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_frac,
+                                     learning_rate=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=int(cfg.warmup_frac * len(loader)),
                                      lr_scheduler_type=cfg.schedule, max_grad_norm=cfg.grad_clip, report_to=[],
                                      save_strategy="no", logging_strategy="no", disable_tqdm=True, seed=cfg.seed,
                                      bf16=torch.cuda.is_available(), dataloader_num_workers=0, use_cpu=not torch.cuda.is_available())
