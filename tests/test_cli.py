@@ -10,9 +10,9 @@ import pytest
 QUICK = ["--max-train-blocks", "16", "--epochs", "1", "--quiet"]
 
 
-def cli(*args, env=None):
+def cli(*args, env=None, cwd=None):
     return subprocess.run([sys.executable, "-m", "cl_course.benchmark", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=900)
+                          env={**os.environ, **(env or {})}, timeout=900, cwd=cwd)
 
 
 @pytest.mark.parametrize("args, msg", [
@@ -25,15 +25,28 @@ def cli(*args, env=None):
     (["run", "--replay-mix", "nan"], "not finite"),
     (["run", "--model", "gpt5", "--methods", "naive"], "Unknown model 'gpt5'"),
     (["run", "--data", "/no/such/wikitext", "--methods", "naive"], "does not exist"),
+    (["run", "--ewc-fisher", "diagonal"], "invalid choice"),
     (["launch"], "invalid choice"),
 ])
-def test_bad_input_exits_2_with_one_line(args, msg):
-    r = cli(*args)
+def test_bad_input_exits_2_with_one_line(args, msg, tmp_path):
+    r = cli(*args, cwd=tmp_path)   # an empty folder: the default --out (runs/benchmark) holds nothing
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("cl-course"), r.stderr
     assert msg in lines[0]
     assert "Traceback" not in r.stderr
+
+
+def test_help_lists_every_method_and_option():
+    from cl_course.benchmark import METHODS
+    r = cli("run", "--help")
+    assert r.returncode == 0
+    text = " ".join(r.stdout.split())   # argparse wraps lines
+    for m in METHODS: assert m in text
+    for opt in ("--methods", "--model", "--data", "--n-tasks", "--seeds", "--out", "--resume", "--overwrite",
+                "--ewc-lambda", "--ewc-fisher", "--lora-rank", "--prompt-len"):
+        assert opt in text
+    assert "(default: None)" not in text and "(default: False)" not in text
 
 
 def test_no_data_reachable_exits_2(tmp_path):

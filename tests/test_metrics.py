@@ -48,7 +48,7 @@ def ref_forgetting(R, higher):
     T = len(R)
     fs = []
     for j in range(T - 1):
-        earlier = [R[l][j] for l in range(T - 1)]
+        earlier = [R[l][j] for l in range(j, T - 1)]   # the snapshots since task j was learned
         best = max(earlier) if higher else min(earlier)
         fs.append(best - R[T - 1][j] if higher else R[T - 1][j] - best)
     return fs
