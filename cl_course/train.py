@@ -31,9 +31,10 @@ from .models import load_model, load_tokenizer, n_params, pick_device, tokenizer
 
 # %% auto #0
 __all__ = ['IGNORE_INDEX', 'SIZES', 'PRETRAIN_SEED', 'METRICS', 'causal_lm_loss', 'model_logits', 'lm_loss', 'evaluate', 'Method',
-           'TrainConfig', 'course_size', 'course_config', 'Stream', 'cache_dir', 'prepare_stream', 'seed_everything',
-           'make_optimizer', 'distributed', 'is_main_process', 'training_step', 'train_task', 'StreamResult',
-           'save_checkpoint', 'load_checkpoint', 'evaluate_all', 'run_stream', 'run_cached', 'original_buggy_loss']
+           'TrainConfig', 'course_size', 'course_config', 'Stream', 'cache_dir', 'stream_loaders', 'prepare_stream',
+           'seed_everything', 'make_optimizer', 'distributed', 'is_main_process', 'training_step', 'train_task',
+           'StreamResult', 'save_checkpoint', 'load_checkpoint', 'evaluate_all', 'run_stream', 'run_cached',
+           'original_buggy_loss']
 
 # %% ../nbs/03_training.ipynb #d405fe2b
 IGNORE_INDEX = -100
@@ -185,7 +186,7 @@ def course_config(size: str | None = None, **overrides) -> TrainConfig:
     if size not in SIZES: raise ValueError(f"size must be one of {list(SIZES)}, got {size!r}.")
     return TrainConfig(**{**SIZES[size], **overrides})
 
-# %% ../nbs/03_training.ipynb #f589aaf6
+# %% ../nbs/03_training.ipynb #d1358ee7
 PRETRAIN_SEED = 0   # the small models' pretraining seed: one starting model for every run, as with a downloaded `gpt2`
 
 @dataclass
@@ -204,7 +205,7 @@ class Stream:
         "A fresh starting model for this stream: pretrained (cached) when the config asks, else as loaded."
         kw = dict(tokenizer=self.tokenizer, device=self.config.device, seed=self.config.seed)
         model = load_model(self.config.model, **{**kw, **kwargs})
-        if self.pretrain is not None: model.load_state_dict(self._pretrained_state(model))
+        if self.pretrain is not None: model.load_state_dict(self._pretrained_state())
         return model
     def fingerprint(self) -> str:
         "A hash of the tasks' eval and train data (and the pretraining text), to tell streams apart."
@@ -213,8 +214,8 @@ class Stream:
             h.update(d.blocks["input_ids"].numpy().tobytes())
         return h.hexdigest()[:16]
 
-    def _pretrained_state(self, model: nn.Module) -> dict:
-        "Weights of a `model`-like model pretrained on `self.pretrain` (the same for every seed and task setting), cached on disk."
+    def _pretrained_state(self) -> dict:
+        "Weights of the config's model pretrained on `self.pretrain` (the same for every seed and task setting), cached on disk."
         c = self.config.replace(seed=PRETRAIN_SEED)
         text = hashlib.sha256(self.pretrain.blocks["input_ids"].numpy().tobytes()).hexdigest()[:16]
         key = json.dumps([c.model, c.seed, c.block_size, c.batch_size, c.pretrain_epochs, c.pretrain_lr, c.weight_decay,
@@ -233,6 +234,13 @@ def cache_dir() -> Path:
     "Where the course caches tokenizers, pretrained small models and finished runs: `$CL_COURSE_CACHE` or ~/.cache/cl_course."
     return Path(os.environ.get("CL_COURSE_CACHE", "~/.cache/cl_course")).expanduser()
 
+def stream_loaders(config: TrainConfig, tasks: list[Task], tokenizer) -> list:
+    "A (train, eval) loader pair per task, with `config`'s block size, batch size, block caps and the model's context."
+    from cl_course.models import SMALL_CONFIGS
+    ctx = SMALL_CONFIGS[config.model].n_positions if config.model in SMALL_CONFIGS else 1024
+    return task_loaders(tasks, tokenizer, config.block_size, config.batch_size, config.max_train_blocks,
+                        config.max_eval_blocks, context_length=ctx, seed=config.seed)
+
 def prepare_stream(config: TrainConfig | None = None, articles=None) -> Stream:
     "Load the data, build the topic tasks, tokenizer and loaders described by `config`."
     config = config or course_config()
@@ -245,10 +253,7 @@ def prepare_stream(config: TrainConfig | None = None, articles=None) -> Stream:
     tasks = make_task_stream([a for i, a in enumerate(articles) if i not in held], config.n_tasks, seed=config.stream_seed)
     texts = [a.title + "\n" + a.text for a in pre + [a for t in tasks for a in t.train]]
     tok = load_tokenizer(tokenizer_name_for(config.model), texts)
-    from cl_course.models import SMALL_CONFIGS
-    ctx = SMALL_CONFIGS[config.model].n_positions if config.model in SMALL_CONFIGS else 1024
-    loaders = task_loaders(tasks, tok, config.block_size, config.batch_size, config.max_train_blocks,
-                           config.max_eval_blocks, context_length=ctx, seed=config.seed)
+    loaders = stream_loaders(config, tasks, tok)
     pretrain = task_datasets(Task("pretraining", pre, pre[:1]), tok, config.block_size)[0] if pre else None
     return Stream(config, tasks, tok, loaders, pretrain)
 
