@@ -7,7 +7,6 @@ Docs: https://cl-course.github.io/cl_course/benchmark.html.md"""
 # %% ../nbs/09_benchmark.ipynb #b480d48b
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -22,38 +21,16 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .ewc import FISHER_KINDS
+from .cli import METHOD_NAMES, MethodParams, check_methods
 from .baselines import ExperienceReplay, result_summary, run_joint
 from .train import Method, StreamResult, TrainConfig, course_config, is_main_process, prepare_stream, run_stream
 
 # %% auto #0
-__all__ = ['METHODS', 'SUMMARY_COLUMNS', 'MethodParams', 'check_methods', 'library_versions', 'run_benchmark', 'summary_table',
-           'format_summary', 'load_runs', 'plot_benchmark_matrices', 'plot_forgetting_curves',
-           'plot_accuracy_vs_forgetting', 'make_parser', 'config_from_args', 'main', 'dashboard_run', 'dashboard']
+__all__ = ['METHODS', 'SUMMARY_COLUMNS', 'library_versions', 'run_benchmark', 'summary_table', 'format_summary', 'load_runs',
+           'plot_benchmark_matrices', 'plot_forgetting_curves', 'plot_accuracy_vs_forgetting', 'dashboard_run',
+           'dashboard']
 
 # %% ../nbs/09_benchmark.ipynb #a2a2eda0
-@dataclass
-class MethodParams:
-    "Hyperparameters of the methods in a benchmark (each method reads the ones it needs)."
-    memory_size: int = 256      # replay: blocks in memory
-    replay_mix: float = 0.5     # replay: fraction of each batch from memory
-    ewc_lambda: float = 30.0    # EWC: penalty strength (the default chosen by the lambda sweep in 06_ewc)
-    ewc_fisher: str = "empirical"
-    ewc_gamma: float = 0.9      # online EWC: decay of the running Fisher
-    prompt_len: int = 10        # Progressive Prompts: vectors per task
-    lora_rank: int = 8          # LoRA: rank of each adapter
-    lora_alpha: float = 16.0
-
-    def __post_init__(self):
-        if self.memory_size < 0: raise ValueError(f"memory_size must be >= 0, got {self.memory_size}.")
-        if not 0 <= self.replay_mix < 1: raise ValueError(f"replay_mix must be in [0, 1), got {self.replay_mix}.")
-        if not (math.isfinite(self.ewc_lambda) and self.ewc_lambda >= 0): raise ValueError(f"ewc_lambda must be a finite number >= 0, got {self.ewc_lambda}.")
-        if self.ewc_fisher not in FISHER_KINDS: raise ValueError(f"Unknown ewc_fisher {self.ewc_fisher!r}; use one of {FISHER_KINDS}.")
-        if not 0 < self.ewc_gamma <= 1: raise ValueError(f"ewc_gamma must be in (0, 1], got {self.ewc_gamma}.")
-        if self.prompt_len < 1: raise ValueError(f"prompt_len must be >= 1, got {self.prompt_len}.")
-        if self.lora_rank < 1: raise ValueError(f"lora_rank must be >= 1, got {self.lora_rank}.")
-        if not self.lora_alpha > 0: raise ValueError(f"lora_alpha must be > 0, got {self.lora_alpha}.")
-
 def _ewc(p: MethodParams, online: bool) -> Method:
     from cl_course.ewc import EWC, EXACT_FISHER_LIMITS
     exact = EXACT_FISHER_LIMITS if p.ewc_fisher == "exact" else {}
@@ -78,14 +55,7 @@ METHODS: dict[str, Callable[[MethodParams], Method | None]] = {
     "lora-per-task": lambda p: _lora(p, "per-task"),
     "o-lora": lambda p: _lora(p, "o-lora"),
 }
-
-def check_methods(methods: list[str]) -> list[str]:
-    "`methods` if every name is known (no duplicates), else a ValueError listing the known ones."
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown: raise ValueError(f"Unknown method(s) {', '.join(map(repr, unknown))}; choose from {', '.join(METHODS)}.")
-    if not methods: raise ValueError("Choose at least one method.")
-    if len(set(methods)) != len(methods): raise ValueError(f"A method is listed twice: {methods}.")
-    return list(methods)
+if tuple(METHODS) != METHOD_NAMES: raise ImportError("benchmark.METHODS and cli.METHOD_NAMES disagree.")
 
 # %% ../nbs/09_benchmark.ipynb #4bf85366
 def library_versions() -> dict:
@@ -262,102 +232,6 @@ def plot_accuracy_vs_forgetting(summary: "pd.DataFrame", metric: str = "accuracy
     ax.set_title(f"{metric}: final score vs forgetting")
     return fig
 
-# %% ../nbs/09_benchmark.ipynb #aef8d8b8
-class _Parser(argparse.ArgumentParser):
-    "argparse, but errors are one line on stderr and exit status 2."
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    "Shows an option's default unless it is None or a flag's False (their help says what happens)."
-    def _get_help_string(self, action):
-        if action.default in (None, False) or "default" in (action.help or ""): return action.help
-        return super()._get_help_string(action)
-
-def _typed(kind, lo=None, lo_open=False, hi=None, name="value"):
-    def conv(text):
-        try: v = kind(text)
-        except ValueError: raise argparse.ArgumentTypeError(f"{text!r} is not a valid {kind.__name__}") from None
-        if isinstance(v, float) and not math.isfinite(v): raise argparse.ArgumentTypeError(f"{text!r} is not finite")
-        if lo is not None and (v <= lo if lo_open else v < lo): raise argparse.ArgumentTypeError(f"{text!r} must be {'>' if lo_open else '>='} {lo}")
-        if hi is not None and v > hi: raise argparse.ArgumentTypeError(f"{text!r} must be <= {hi}")
-        return v
-    conv.__name__ = name
-    return conv
-
-def _method_list(text):
-    names = [m.strip() for m in text.split(",") if m.strip()]
-    try: return check_methods(names)
-    except ValueError as e: raise argparse.ArgumentTypeError(str(e)) from None
-
-def make_parser() -> argparse.ArgumentParser:
-    "The `cl-course` command-line parser."
-    p = _Parser(prog="cl-course", description="Continual learning for GPT-2: run the course's benchmark.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    r = sub.add_parser("run", help="run every method on one task stream and print the comparison table",
-                       description="Run continual-learning methods on a WikiText task stream and print the comparison table. "
-                                   "Results go to --out as CSV and JSON.",
-                       formatter_class=_HelpFormatter)
-    pos = _typed(int, 1, name="positive int")
-    r.add_argument("--methods", type=_method_list, default=list(METHODS), help=f"comma-separated, from: {', '.join(METHODS)} (default: all)")
-    r.add_argument("--size", choices=["small", "full"], default=None, help="course configuration (default: full on a GPU, else small)")
-    r.add_argument("--model", default=None, help="model name (gpt2-tiny, gpt2-mini, gpt2, ...); default: the size's")
-    r.add_argument("--data", default=None, help="WikiText hub config or local file/folder; default: $CL_COURSE_DATA, else the hub")
-    r.add_argument("--split", default=None, choices=["train", "validation", "test"], help="WikiText split; default: the size's")
-    r.add_argument("--max-articles", type=pos, default=None, help="read at most this many articles")
-    r.add_argument("--n-tasks", type=pos, default=None, help="tasks in the stream (default: the size's, 4)")
-    r.add_argument("--seeds", type=_typed(int, 0, name="seed"), nargs="+", default=[0], help="training seeds; mean ± std over them")
-    r.add_argument("--epochs", type=pos, default=None, help="epochs per task (default: the size's)")
-    r.add_argument("--lr", type=_typed(float, 0, lo_open=True, name="learning rate"), default=None, help="learning rate of full fine-tuning (default: the size's; LoRA and prompts use their own)")
-    r.add_argument("--batch-size", type=pos, default=None, help="blocks per batch (default: the size's)")
-    r.add_argument("--max-train-blocks", type=pos, default=None, help="cap on training blocks per task (default: all)")
-    r.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
-    r.add_argument("--memory-size", type=_typed(int, 0, name="memory size"), default=MethodParams.memory_size, help="replay memory, in blocks")
-    r.add_argument("--replay-mix", type=_typed(float, 0, hi=0.99, name="fraction"), default=MethodParams.replay_mix, help="fraction of each batch replayed")
-    r.add_argument("--ewc-lambda", type=_typed(float, 0, name="lambda"), default=MethodParams.ewc_lambda, help="EWC penalty strength")
-    r.add_argument("--ewc-fisher", choices=FISHER_KINDS, default=MethodParams.ewc_fisher, help="EWC's Fisher estimate (exact: on 16 blocks x 2 positions per task)")
-    r.add_argument("--ewc-gamma", type=_typed(float, 0, lo_open=True, hi=1, name="gamma"), default=MethodParams.ewc_gamma, help="online EWC decay")
-    r.add_argument("--prompt-len", type=pos, default=MethodParams.prompt_len, help="Progressive Prompts: vectors per task")
-    r.add_argument("--lora-rank", type=pos, default=MethodParams.lora_rank, help="LoRA rank")
-    r.add_argument("--lora-alpha", type=_typed(float, 0, lo_open=True, name="alpha"), default=MethodParams.lora_alpha, help="LoRA alpha")
-    r.add_argument("--out", default="runs/benchmark", help="output folder")
-    r.add_argument("--resume", action="store_true", help="reuse finished runs in --out and continue an interrupted one")
-    r.add_argument("--overwrite", action="store_true", help="replace results of a different configuration in --out")
-    r.add_argument("--quiet", action="store_true", help="no progress bars")
-    return p
-
-def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, MethodParams]:
-    "The training configuration and method parameters that command-line arguments describe."
-    over = {k: getattr(args, a) for k, a in [("model", "model"), ("data", "data"), ("split", "split"), ("max_articles", "max_articles"),
-                                            ("n_tasks", "n_tasks"), ("epochs", "epochs"), ("lr", "lr"), ("batch_size", "batch_size"),
-                                            ("max_train_blocks", "max_train_blocks"), ("device", "device")] if getattr(args, a) is not None}
-    cfg = course_config(args.size, progress=not args.quiet, **over)
-    params = MethodParams(memory_size=args.memory_size, replay_mix=args.replay_mix, ewc_lambda=args.ewc_lambda,
-                          ewc_gamma=args.ewc_gamma, ewc_fisher=args.ewc_fisher, prompt_len=args.prompt_len, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha)
-    return cfg, params
-
-def main(argv: list[str] | None = None) -> int:
-    "Entry point of the `cl-course` command."
-    args = make_parser().parse_args(argv)
-    try:
-        cfg, params = config_from_args(args)
-        from cl_course.models import model_names
-        if cfg.model not in model_names(): raise ValueError(f"Unknown model {cfg.model!r}; use one of {', '.join(model_names())}.")
-        say = (lambda s: None) if args.quiet else (lambda s: print(f"[cl-course] {s}", file=sys.stderr, flush=True))
-        table = run_benchmark(args.methods, cfg, args.seeds, params, args.out, resume=args.resume, overwrite=args.overwrite, on_progress=say)
-    except (ValueError, FileNotFoundError, FileExistsError, ConnectionError) as e:
-        print(f"cl-course: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"cl-course: interrupted; run again with --resume to finish (results so far are in {args.out})", file=sys.stderr)
-        return 130
-    if not is_main_process(): return 0
-    import pandas as pd
-    with pd.option_context("display.width", 200, "display.max_columns", 50):
-        print(format_summary(summary_table(table)).to_string())
-    print(f"\nresults: {Path(args.out) / 'results.csv'}, {Path(args.out) / 'summary.csv'}")
-    return 0
-
 # %% ../nbs/09_benchmark.ipynb #8994ef21
 def dashboard_run(methods: list[str], ewc_lambda: float = 30.0, lora_rank: int = 8, prompt_len: int = 10,
                   n_tasks: int = 4, seeds: list[int] = (0,), quick: bool = True, out_dir: str | Path = "runs/dashboard",
@@ -402,6 +276,6 @@ def dashboard(out_dir: str | Path = "runs/dashboard"):
     return panel
 
 # %% ../nbs/09_benchmark.ipynb #909705ec
-if __name__ == "__main__":
-    from IPython import get_ipython
-    if get_ipython() is None: sys.exit(main())
+if __name__ == "__main__" and "IPython" not in sys.modules:   # `python -m cl_course.benchmark run ...` is `cl-course run ...`
+    from cl_course.cli import main
+    sys.exit(main())

@@ -24,13 +24,13 @@ from .train import (IGNORE_INDEX, Method, Stream, StreamResult, course_config, o
                              prepare_stream, run_cached, run_stream)
 
 # %% auto #0
-__all__ = ['FISHER_KINDS', 'EXACT_FISHER_LIMITS', 'DEFAULT_LAMBDA', 'next_token_targets', 'keep_positions', 'eager_attention',
+__all__ = ['EXACT_FISHER_LIMITS', 'DEFAULT_LAMBDA', 'next_token_targets', 'keep_positions', 'eager_attention',
            'per_sample_sq_grads', 'per_sample_sq_grads_loop', 'exact_sq_grads', 'exact_sq_grads_bruteforce',
            'fisher_diag', 'EWC', 'original_fisher', 'lambda_sweep', 'sweep_table', 'plot_lambda_sweep', 'plot_ewc_run',
            'ewc_experiment', 'ewc_widget']
 
 # %% ../nbs/06_ewc.ipynb #822745e7
-FISHER_KINDS = ("exact", "sampled", "empirical", "batched")
+from .cli import FISHER_KINDS   # ("exact", "sampled", "empirical", "batched"): the command line lists them without importing PyTorch
 
 def _check_kind(kind) -> None:
     if kind not in FISHER_KINDS: raise ValueError(f"Unknown Fisher kind {kind!r}; use one of {FISHER_KINDS}.")

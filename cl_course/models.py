@@ -128,6 +128,15 @@ def tokenizer_name_for(model_name: str) -> str:
     raise ValueError(f"Unknown model {model_name!r}; use one of {model_names()}.")
 
 # %% ../nbs/02_models.ipynb #81833cad
+def _from_hub(name: str, attn_implementation: str) -> GPT2LMHeadModel:
+    "Pretrained weights from the hub, or from the local Hugging Face cache (at once, no retries) when the hub is out of reach."
+    offline = not _hub_reachable()
+    try: return GPT2LMHeadModel.from_pretrained(name, attn_implementation=attn_implementation, local_files_only=offline)
+    except OSError as e:
+        why = "the Hugging Face hub is out of reach and they are not in the local cache" if offline else str(e).splitlines()[0]
+        raise OSError(f"Could not load the pretrained weights of {name!r}: {why}. Connect once (they are cached afterwards), "
+                      "or use a small model (CL_COURSE_SIZE=small, or cl-course run --size small).") from e
+
 def load_model(name: str = "gpt2-tiny", # a small config name or a GPT-2 hub name
                tokenizer=None,          # small configs size their vocabulary and special ids from it
                device: str | torch.device | None = None,
@@ -150,7 +159,7 @@ def load_model(name: str = "gpt2-tiny", # a small config name or a GPT-2 hub nam
         torch.manual_seed(seed)
         model = GPT2LMHeadModel(cfg)
     elif name in GPT2_NAMES:
-        model = GPT2LMHeadModel.from_pretrained(name, attn_implementation=attn_implementation)
+        model = _from_hub(name, attn_implementation)
         model.config.pad_token_id = model.config.eos_token_id
     else: raise ValueError(f"Unknown model {name!r}; use one of {model_names()}.")
     return model.to(device=dev, dtype=dt)

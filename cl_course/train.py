@@ -248,10 +248,11 @@ def prepare_stream(config: TrainConfig | None = None, articles=None) -> Stream:
     k = config.pretrain_articles
     if k and k + 2 * config.n_tasks > len(articles):
         raise ValueError(f"{len(articles)} articles are too few for {k} pretraining articles and {config.n_tasks} tasks.")
-    held = set(np.random.default_rng(config.stream_seed).permutation(len(articles))[:k].tolist())
+    # the starting point (pretraining articles, tokenizer, pretrained weights) depends on the corpus, never on the task split
+    held = set(np.random.default_rng(PRETRAIN_SEED).permutation(len(articles))[:k].tolist())
     pre = [a for i, a in enumerate(articles) if i in held]
     tasks = make_task_stream([a for i, a in enumerate(articles) if i not in held], config.n_tasks, seed=config.stream_seed)
-    texts = [a.title + "\n" + a.text for a in pre + [a for t in tasks for a in t.train]]
+    texts = [a.title + "\n" + a.text for a in (pre or [a for t in tasks for a in t.train])]   # no pretraining: the tasks' training text
     tok = load_tokenizer(tokenizer_name_for(config.model), texts)
     loaders = stream_loaders(config, tasks, tok)
     pretrain = task_datasets(Task("pretraining", pre, pre[:1]), tok, config.block_size)[0] if pre else None

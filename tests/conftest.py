@@ -5,6 +5,11 @@ import pytest
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikitext-103-raw"
 
+# Every test finds the data the same way, subprocesses included: $CL_COURSE_DATA, else the local slice beside the
+# repository (../shared/data/wikitext-103-raw) when it is there; else the hub.
+if not os.environ.get("CL_COURSE_DATA") and (SHARED / "wiki.test.raw").exists():
+    os.environ["CL_COURSE_DATA"] = str(SHARED)
+
 
 @pytest.fixture
 def wikitext_dir() -> Path:

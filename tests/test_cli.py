@@ -1,7 +1,10 @@
-"The `cl-course` command: bad input exits with status 2 and one line, a run writes its table, --resume reuses it."
+"""The `cl-course` command: every mistake a user can make exits with status 2 and one line, Ctrl-C with 130 and
+one line, the parser answers without importing PyTorch, a run writes its table and --resume reuses it."""
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -11,12 +14,28 @@ QUICK = ["--max-train-blocks", "16", "--epochs", "1", "--quiet"]
 
 
 def cli(*args, env=None, cwd=None):
-    return subprocess.run([sys.executable, "-m", "cl_course.benchmark", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cl_course.cli", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=900, cwd=cwd)
+
+
+def one_line(r) -> str:
+    "The single line a failed command printed on stderr (fails the test otherwise)."
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cl-course"), r.stderr
+    assert "Traceback" not in r.stderr
+    return lines[0]
+
+
+def stop(p: subprocess.Popen, sig=signal.SIGKILL) -> None:
+    "Signal a process group that may already have ended (never hiding the test's own failure)."
+    try: os.killpg(p.pid, sig)
+    except ProcessLookupError: pass
+    p.wait(timeout=60)
 
 
 @pytest.mark.parametrize("args, msg", [
     (["run", "--methods", "naive,sgd"], "Unknown method(s) 'sgd'"),
+    (["run", "--method", "naive"], "unrecognized arguments: --method"),   # no abbreviations
     (["run", "--lr", "fast"], "'fast' is not a valid float"),
     (["run", "--lr", "0"], "must be > 0"),
     (["run", "--n-tasks", "0"], "must be >= 1"),
@@ -26,33 +45,78 @@ def cli(*args, env=None, cwd=None):
     (["run", "--model", "gpt5", "--methods", "naive"], "Unknown model 'gpt5'"),
     (["run", "--data", "/no/such/wikitext", "--methods", "naive"], "does not exist"),
     (["run", "--ewc-fisher", "diagonal"], "invalid choice"),
+    (["run", "--device", "tpu"], "is not a device"),
+    (["run", "--resume", "--overwrite"], "choose one"),
     (["launch"], "invalid choice"),
+    ([], "required: command"),
 ])
 def test_bad_input_exits_2_with_one_line(args, msg, tmp_path):
     r = cli(*args, cwd=tmp_path)   # an empty folder: the default --out (runs/benchmark) holds nothing
     assert r.returncode == 2, r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("cl-course"), r.stderr
-    assert msg in lines[0]
-    assert "Traceback" not in r.stderr
+    assert msg in one_line(r)
+
+
+def test_out_is_a_file(tmp_path):
+    f = tmp_path / "README.md"; f.write_text("a file")
+    r = cli("run", "--out", str(f), "--methods", "naive")
+    assert r.returncode == 2 and "is a file" in one_line(r)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_cuda_without_a_gpu(tmp_path):
+    r = cli("run", "--device", "cuda", "--methods", "naive", "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "no CUDA GPU" in one_line(r)
+
+
+def test_full_size_offline_says_how_to_go_on(tmp_path):
+    "Pretrained gpt2 with no hub and no cached copy (an empty HF_HOME): one line naming the ways out, no retries."
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    r = cli("run", "--size", "full", "--split", "test", "--methods", "naive", "--out", str(tmp_path / "o"), "--quiet", env=env)
+    assert r.returncode == 2
+    line = one_line(r)
+    assert "Could not load the pretrained weights of 'gpt2'" in line and "--size small" in line
+
+
+def test_parser_imports_no_torch():
+    "--help and argument errors answer at once: parsing imports neither PyTorch nor transformers."
+    code = ("import sys; from cl_course.cli import make_parser; make_parser().parse_args(['run', '--methods', 'naive,ewc']); "
+            "print(sorted(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
 
 
 def test_help_lists_every_method_and_option():
-    from cl_course.benchmark import METHODS
+    from cl_course.cli import METHOD_NAMES, MethodParams
     r = cli("run", "--help")
     assert r.returncode == 0
     text = " ".join(r.stdout.split())   # argparse wraps lines
-    for m in METHODS: assert m in text
+    for m in METHOD_NAMES: assert m in text
     for opt in ("--methods", "--model", "--data", "--n-tasks", "--seeds", "--out", "--resume", "--overwrite",
-                "--ewc-lambda", "--ewc-fisher", "--lora-rank", "--prompt-len"):
+                "--ewc-lambda", "--ewc-fisher", "--lora-rank", "--prompt-len", "--debug"):
         assert opt in text
+    assert f"LoRA rank (default: {MethodParams().lora_rank})" in text   # defaults read from MethodParams
     assert "(default: None)" not in text and "(default: False)" not in text
 
 
 def test_no_data_reachable_exits_2(tmp_path):
     env = {"CL_COURSE_DATA": "", "HF_HUB_OFFLINE": "1"}
     r = cli("run", "--methods", "naive", "--out", str(tmp_path / "o"), *QUICK, env=env)
-    assert r.returncode == 2 and "CL_COURSE_DATA" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert r.returncode == 2 and "CL_COURSE_DATA" in one_line(r)
+
+
+def test_ctrl_c_while_starting_up(tmp_path):
+    "Ctrl-C during the first seconds (imports, data): one line on its own line, exit status 130."
+    p = subprocess.Popen([sys.executable, "-m", "cl_course.cli", "run", "--methods", "naive", "--out", str(tmp_path / "o")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        time.sleep(1.5)
+        assert p.poll() is None, p.communicate()
+        os.killpg(p.pid, signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally: stop(p)
+    assert p.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cl-course: interrupted") and "Traceback" not in err, err
 
 
 def test_run_resume_and_refuse_other_configuration(tmp_path):
@@ -64,30 +128,38 @@ def test_run_resume_and_refuse_other_configuration(tmp_path):
     assert list(table["method"]) == ["naive", "replay"]
     # the same folder again without --resume is refused, with --resume it reuses the finished runs
     r2 = cli("run", "--methods", "naive,replay", "--out", str(out), *QUICK)
-    assert r2.returncode == 2 and "--resume" in r2.stderr
+    assert r2.returncode == 2 and "--resume" in one_line(r2)
     r3 = cli("run", "--methods", "naive,replay", "--out", str(out), "--resume", *QUICK[:-1])
     assert r3.returncode == 0 and r3.stderr.count("read back") == 2, r3.stderr
+    assert "\r" not in r3.stderr   # not a terminal: no progress bars, plain lines
     pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv"), table)
     # another configuration in the same folder: refused unless --overwrite
     r4 = cli("run", "--methods", "naive", "--out", str(out), "--lr", "0.002", *QUICK)
-    assert r4.returncode == 2 and "different configuration" in r4.stderr and "lr" in r4.stderr
+    assert r4.returncode == 2 and "different configuration" in one_line(r4) and "lr" in r4.stderr
 
 
 def test_interrupted_run_resumes_without_redoing_finished_methods(tmp_path):
-    "Kill the command after the first method finished; --resume reads it back and runs only the rest."
-    import signal, time
+    "Ctrl-C after the first method finished: exit 130, one line; --resume reads it back, says where it resumes, runs the rest."
     out = tmp_path / "bench"
-    p = subprocess.Popen([sys.executable, "-m", "cl_course.benchmark", "run", "--methods", "naive,replay", "--out", str(out), *QUICK],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    slow = ["--max-train-blocks", "64", "--epochs", "2", "--quiet"]   # replay's later tasks leave time to press Ctrl-C
+    p = subprocess.Popen([sys.executable, "-m", "cl_course.cli", "run", "--methods", "naive,replay", "--out", str(out), *slow],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.time() + 600
         while not (out / "runs" / "naive-seed0.json").exists():
-            assert p.poll() is None and time.time() < deadline
+            assert p.poll() is None and time.time() < deadline, p.communicate()
             time.sleep(0.2)
-    finally:
-        os.killpg(p.pid, signal.SIGKILL); p.wait()
+        while not (out / "runs" / "replay-seed0" / "checkpoint.pt").exists():   # replay has finished its first task
+            assert p.poll() is None and time.time() < deadline, p.communicate()
+            time.sleep(0.1)
+        os.killpg(p.pid, signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+    finally: stop(p)
+    assert p.returncode == 130 and err.strip().splitlines()[-1].startswith("cl-course: interrupted"), err
+    assert "--resume" in err and "Traceback" not in err
     naive_before = (out / "runs" / "naive-seed0.json").read_text()
-    r = cli("run", "--methods", "naive,replay", "--out", str(out), "--resume", *QUICK[:-1])
+    r = cli("run", "--methods", "naive,replay", "--out", str(out), "--resume", *slow[:-1])
     assert r.returncode == 0, r.stderr
-    assert "naive (seed 0): finished earlier, read back" in r.stderr and "replay (seed 0): running" in r.stderr
+    assert "naive (seed 0): finished earlier, read back" in r.stderr
+    assert "resuming replay seed 0 at task" in r.stderr, r.stderr
     assert (out / "runs" / "naive-seed0.json").read_text() == naive_before
