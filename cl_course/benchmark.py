@@ -27,8 +27,8 @@ from .train import Method, StreamResult, TrainConfig, course_config, is_main_pro
 
 # %% auto #0
 __all__ = ['METHODS', 'SUMMARY_COLUMNS', 'library_versions', 'run_benchmark', 'summary_table', 'format_summary', 'load_runs',
-           'plot_benchmark_matrices', 'plot_forgetting_curves', 'plot_accuracy_vs_forgetting', 'dashboard_run',
-           'dashboard']
+           'plot_benchmark_matrices', 'plot_forgetting_curves', 'label_points', 'plot_accuracy_vs_forgetting',
+           'dashboard_run', 'dashboard']
 
 # %% ../nbs/09_benchmark.ipynb #a2a2eda0
 def _ewc(p: MethodParams, online: bool) -> Method:
@@ -210,6 +210,23 @@ def plot_forgetting_curves(runs: dict[str, StreamResult], metric: str = "accurac
     fig.tight_layout()
     return fig
 
+_LABEL_OFFSETS = [(5, 4, "left"), (5, -12, "left"), (-5, 4, "right"), (-5, -12, "right"),
+                  (5, 14, "left"), (5, -22, "left"), (-5, 14, "right"), (-5, -22, "right"), (5, 24, "left"), (5, -32, "left")]
+
+def label_points(ax, points: list[tuple[float, float, str]]) -> list:
+    "Annotate each (x, y, text) point, trying offsets in turn so that no two labels overlap (first fit, top to bottom)."
+    ax.figure.canvas.draw()                      # settles the limits and the layout, so extents are final
+    renderer, placed, texts = ax.figure.canvas.get_renderer(), [], []
+    for x, y, text in sorted(points, key=lambda p: -p[1]):
+        for dx, dy, ha in _LABEL_OFFSETS:
+            t = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), ha=ha, fontsize=9)
+            box = t.get_window_extent(renderer).expanded(1.02, 1.1)
+            if not any(box.overlaps(b) for b in placed): break
+            t.remove()
+        else: t = ax.annotate(text, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=9)   # nowhere free: the usual place
+        placed.append(t.get_window_extent(renderer)); texts.append(t)
+    return texts
+
 def plot_accuracy_vs_forgetting(summary: "pd.DataFrame", metric: str = "accuracy", ax=None):
     "One point per method: final average score against forgetting, in accuracy or perplexity (error bars: std over seeds)."
     import matplotlib.pyplot as plt
@@ -220,12 +237,13 @@ def plot_accuracy_vs_forgetting(summary: "pd.DataFrame", metric: str = "accuracy
     if metric not in cols: raise ValueError(f"metric must be 'accuracy' or 'perplexity', got {metric!r}.")
     y, x, ylabel, xlabel = cols[metric]
     fig, ax = plt.subplots(figsize=(6.5, 4.5)) if ax is None else (ax.figure, ax)
+    points = []
     for name, r in summary.iterrows():
         f = 0.0 if np.isnan(r[x]) else r[x]
         ax.errorbar(f, r[y], xerr=np.nan_to_num(r.get(f"{x}_std", np.nan)), yerr=np.nan_to_num(r.get(f"{y}_std", np.nan)),
                     fmt="o", capsize=3)
-        ax.annotate(name + (" (no sequence)" if np.isnan(r[x]) else ""), (f, r[y]),
-                    textcoords="offset points", xytext=(5, 4), fontsize=9)
+        points.append((f, r[y], name + (" (no sequence)" if np.isnan(r[x]) else "")))
+    label_points(ax, points)
     ax.axvline(0, color="grey", lw=0.8, ls=":")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

@@ -120,3 +120,25 @@ def test_bad_config(kw, msg):
 def test_loss_shapes_must_agree():
     with pytest.raises(ValueError, match="disagree"):
         causal_lm_loss(torch.zeros(2, 5, 7), torch.zeros(2, 4, dtype=torch.long))
+
+
+def test_the_pretrained_start_depends_on_the_corpus_not_on_the_task_split(tmp_path, monkeypatch, wikitext_dir_module):
+    "Changing n_tasks or the stream seed reuses the small model's tokenizer and pretraining; changing pretraining does not."
+    import cl_course.train as train
+    monkeypatch.setenv("CL_COURSE_CACHE", str(tmp_path / "cache"))
+    calls = []
+    real = train.train_task
+    def counting(model, loader, method, config, task_id, **kw):
+        if task_id == -1: calls.append(config.epochs)
+        return real(model, loader, method, config, task_id, **kw)
+    monkeypatch.setattr(train, "train_task", counting)
+    cfg = course_config("small", pretrain_epochs=1, max_train_blocks=8, max_eval_blocks=2, epochs=1, progress=False)
+    first = prepare_stream(cfg)
+    w0 = first.new_model().state_dict()
+    for other in (cfg.replace(n_tasks=3), cfg.replace(stream_seed=1), cfg.replace(n_tasks=2, stream_seed=5)):
+        s = prepare_stream(other)
+        assert s.tokenizer.get_vocab() == first.tokenizer.get_vocab()
+        assert all(torch.equal(w0[k], v) for k, v in s.new_model().state_dict().items())
+    assert len(calls) == 1
+    prepare_stream(cfg.replace(pretrain_epochs=2)).new_model()   # other pretraining settings: a new start
+    assert calls == [1, 2]
