@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"creating the virtual environment {venv}")
             subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
             subprocess.run([python, "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
-    has_torch = (venv / "bin" / "python").exists() and subprocess.run([python, "-c", "import torch"], capture_output=True).returncode == 0
+    has_torch = (venv / "bin" / "python").exists() and subprocess.run([python, "-c", "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is None)"]).returncode == 0
     if not has_torch:
         choice = torch_choice(args.torch)
         py_tag = "cp" + subprocess.run([python, "-c", "import sys; print(f'{sys.version_info[0]}{sys.version_info[1]}')"],
@@ -116,9 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f'installing the course: pip install -e ".[{EXTRAS}]"')
         subprocess.run([python, "-m", "pip", "install", "-q", "-e", f"{ROOT}[{EXTRAS}]"], check=True)
         marker.write_text(stamp(venv))
-    info = subprocess.run([python, "-c", "import torch; print(torch.__version__, 'CUDA ' + torch.version.cuda if torch.version.cuda else 'CPU build')"],
-                          capture_output=True, text=True).stdout.strip()
-    say(f"ready: {venv} (torch {info})")
+    version = subprocess.run([python, "-c", "import importlib.metadata as m; print(m.version('torch'))"], capture_output=True, text=True).stdout.strip()
+    say(f"ready: {venv} (torch {version})")
     return 0
 
 
