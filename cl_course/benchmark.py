@@ -22,13 +22,14 @@ import numpy as np
 import torch
 
 from .cli import METHOD_NAMES, MethodParams, check_methods
+from .lora import SWEEP_RANKS
 from .baselines import ExperienceReplay, result_summary, run_joint
 from .train import Method, StreamResult, TrainConfig, course_config, is_main_process, prepare_stream, run_stream
 
 # %% auto #0
-__all__ = ['METHODS', 'SUMMARY_COLUMNS', 'library_versions', 'run_benchmark', 'summary_table', 'format_summary', 'load_runs',
-           'plot_benchmark_matrices', 'plot_forgetting_curves', 'label_points', 'plot_accuracy_vs_forgetting',
-           'dashboard_run', 'dashboard']
+__all__ = ['METHODS', 'SUMMARY_COLUMNS', 'QUICK', 'library_versions', 'run_benchmark', 'summary_table', 'format_summary',
+           'load_runs', 'plot_benchmark_matrices', 'plot_forgetting_curves', 'label_points',
+           'plot_accuracy_vs_forgetting', 'dashboard_run', 'dashboard']
 
 # %% ../nbs/09_benchmark.ipynb #a2a2eda0
 def _ewc(p: MethodParams, online: bool) -> Method:
@@ -251,42 +252,56 @@ def plot_accuracy_vs_forgetting(summary: "pd.DataFrame", metric: str = "accuracy
     return fig
 
 # %% ../nbs/09_benchmark.ipynb #8994ef21
-def dashboard_run(methods: list[str], ewc_lambda: float = 30.0, lora_rank: int = 8, prompt_len: int = 10,
-                  n_tasks: int = 4, seeds: list[int] = (0,), quick: bool = True, out_dir: str | Path = "runs/dashboard",
-                  on_progress: Callable[[str], None] | None = None) -> dict:
-    "Run the benchmark the dashboard describes; returns the summary and its figures."
-    base = course_config(n_tasks=n_tasks, progress=False)
-    if quick: base = base.replace(max_train_blocks=96, epochs=1, max_eval_blocks=32)
+QUICK = dict(max_train_blocks=96, epochs=1, max_eval_blocks=32)   # the dashboard's "quick" runs (CPU-sized)
+
+def dashboard_run(methods: list[str], ewc_lambda: float = MethodParams.ewc_lambda, lora_rank: int = MethodParams.lora_rank,
+                  prompt_len: int = MethodParams.prompt_len,
+                  n_tasks: int | None = None,   # None: the course's (`course_config().n_tasks`)
+                  seeds: list[int] = (0,), quick: bool = True, out_dir: str | Path = "runs/dashboard",
+                  on_progress: Callable[[str], None] | None = None,
+                  quick_caps: dict | None = None,   # what `quick` caps (default: QUICK)
+                 ) -> dict:
+    "Run the benchmark the dashboard describes; returns the summary and its figures, the configuration and parameters."
+    base = course_config(progress=False, **({} if n_tasks is None else dict(n_tasks=n_tasks)))
+    if quick: base = base.replace(**(QUICK if quick_caps is None else quick_caps))
     params = MethodParams(ewc_lambda=ewc_lambda, lora_rank=lora_rank, prompt_len=prompt_len)
     table = run_benchmark(methods, base, list(seeds), params, out_dir, resume=True, overwrite=True, on_progress=on_progress)
     summary = summary_table(table)
     runs = load_runs(out_dir, seed=list(seeds)[0])
     figs = [plot_benchmark_matrices(runs)] if any(r.accuracy.shape[0] > 2 for r in runs.values()) else []
     figs.append(plot_accuracy_vs_forgetting(summary))
-    return dict(table=table, summary=summary, figures=figs)
+    return dict(table=table, summary=summary, figures=figs, config=base, params=params)
 
-def dashboard(out_dir: str | Path = "runs/dashboard"):
-    "An ipywidgets panel: methods, EWC lambda, LoRA rank, prompt length, tasks, Run."
+# %% ../nbs/09_benchmark.ipynb #0504b926
+def dashboard(out_dir: str | Path = "runs/dashboard", quick_caps: dict | None = None):
+    "An ipywidgets panel: methods, EWC λ, LoRA rank, prompt length, tasks, Run; every control starts at the benchmark's default."
     import ipywidgets as W
     from IPython.display import display
     import matplotlib.pyplot as plt
+    from cl_course.ewc import lambda_slider
+    p = MethodParams()
     methods = W.SelectMultiple(options=list(METHODS), value=tuple(m for m in ("naive", "replay", "ewc") if m in METHODS), rows=len(METHODS), description="methods")
-    lam = W.FloatLogSlider(value=30.0, base=10, min=-1, max=5, step=0.25, description="EWC λ")
-    rank = W.Dropdown(options=[1, 2, 4, 8, 16, 32], value=8, description="LoRA rank")
-    plen = W.IntSlider(value=10, min=1, max=50, description="prompt len")
-    ntasks = W.IntSlider(value=4, min=2, max=8, description="tasks")
+    lam = lambda_slider(p.ewc_lambda, description="EWC λ")
+    rank = W.Dropdown(options=sorted({*SWEEP_RANKS, p.lora_rank}), value=p.lora_rank, description="LoRA rank")
+    plen = W.IntSlider(value=p.prompt_len, min=1, max=max(50, p.prompt_len), description="prompt len")
+    n = course_config().n_tasks
+    ntasks = W.IntSlider(value=n, min=2, max=max(8, n), description="tasks")
     quick = W.Checkbox(value=not torch.cuda.is_available(), description="quick (CPU-sized)")
     button, status, out = W.Button(description="Run", button_style="primary"), W.HTML(), W.Output()
     def on_click(_):
-        button.disabled = True
+        button.disabled, t0 = True, time.perf_counter()
         out.clear_output()
         try:
             res = dashboard_run(list(methods.value), lam.value, rank.value, plen.value, ntasks.value, quick=quick.value,
-                                out_dir=out_dir, on_progress=lambda s: setattr(status, "value", f"<code>{s}</code>"))
+                                out_dir=out_dir, on_progress=lambda s: setattr(status, "value", f"<code>{s}</code>"),
+                                quick_caps=quick_caps)
             with out:
                 display(format_summary(res["summary"]))
                 for f in res["figures"]: display(f); plt.close(f)
-            status.value = "done"
+            c, q = res["config"], res["params"]
+            status.value = (f"done: {', '.join(res['summary'].index)} on {c.n_tasks} tasks{' (quick)' if quick.value else ''}; "
+                            f"EWC λ={q.ewc_lambda:g}, LoRA rank {q.lora_rank}, prompt length {q.prompt_len} "
+                            f"({time.perf_counter() - t0:.0f} s)")
         except Exception as e: status.value = f"<b>error:</b> {e}"
         finally: button.disabled = False
     button.on_click(on_click)

@@ -24,13 +24,13 @@ from .train import (IGNORE_INDEX, Method, Stream, StreamResult, course_config, o
                              prepare_stream, run_cached, run_stream)
 
 # %% auto #0
-__all__ = ['EXACT_FISHER_LIMITS', 'DEFAULT_LAMBDA', 'next_token_targets', 'keep_positions', 'eager_attention',
-           'per_sample_sq_grads', 'per_sample_sq_grads_loop', 'exact_sq_grads', 'exact_sq_grads_bruteforce',
-           'fisher_diag', 'EWC', 'original_fisher', 'lambda_sweep', 'sweep_table', 'plot_lambda_sweep', 'plot_ewc_run',
-           'ewc_experiment', 'ewc_widget']
+__all__ = ['EXACT_FISHER_LIMITS', 'DEFAULT_LAMBDA', 'ONLINE_GAMMA', 'SWEEP_LAMBDAS', 'LAMBDA_CHOICES', 'next_token_targets',
+           'keep_positions', 'eager_attention', 'per_sample_sq_grads', 'per_sample_sq_grads_loop', 'exact_sq_grads',
+           'exact_sq_grads_bruteforce', 'fisher_diag', 'EWC', 'original_fisher', 'lambda_sweep', 'sweep_table',
+           'plot_lambda_sweep', 'plot_ewc_run', 'ewc_experiment', 'lambda_slider', 'ewc_widget']
 
 # %% ../nbs/06_ewc.ipynb #822745e7
-from .cli import FISHER_KINDS   # ("exact", "sampled", "empirical", "batched"): the command line lists them without importing PyTorch
+from .cli import FISHER_KINDS, MethodParams   # declared where the command line reads them without importing PyTorch
 
 def _check_kind(kind) -> None:
     if kind not in FISHER_KINDS: raise ValueError(f"Unknown Fisher kind {kind!r}; use one of {FISHER_KINDS}.")
@@ -249,7 +249,8 @@ def _check_lam(lam) -> None:
         raise ValueError(f"lam (the EWC penalty strength) must be a finite number >= 0, got {lam!r}.")
 
 EXACT_FISHER_LIMITS = dict(max_fisher_samples=16, fisher_positions=2)   # the exact Fisher costs ~1 s per target on a CPU
-DEFAULT_LAMBDA = 30.0   # chosen from the sweep below (tiny model, per-token empirical Fisher)
+DEFAULT_LAMBDA = MethodParams.ewc_lambda   # 30, chosen from the sweep below (tiny model, per-token empirical Fisher)
+ONLINE_GAMMA = MethodParams.ewc_gamma      # 0.9: the γ < 1 the widget and the benchmark start online EWC with (EWC's own default, 1, never decays an old Fisher)
 
 class EWC(Method):
     "Elastic Weight Consolidation: a Fisher-weighted quadratic penalty towards earlier tasks' weights (separate or online)."
@@ -374,7 +375,9 @@ def original_fisher(model: nn.Module, loader: Iterable[dict], max_samples: int |
     return {k: v / n for k, v in acc.items()}
 
 # %% ../nbs/06_ewc.ipynb #030292ca
-def lambda_sweep(stream: Stream, lams: Iterable[float],
+SWEEP_LAMBDAS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)   # the full sweep below (DEFAULT_LAMBDA is one of them)
+
+def lambda_sweep(stream: Stream, lams: Iterable[float] = SWEEP_LAMBDAS,
                  new_model: Callable[[], nn.Module] | None = None, # starting model per run (default: cached runs from `stream.new_model()`)
                  **ewc_kw) -> dict[float, StreamResult]:
     "Run EWC on `stream` for each λ in `lams` (other EWC settings from `ewc_kw`); λ -> result."
@@ -443,7 +446,16 @@ def ewc_experiment(lam: float = DEFAULT_LAMBDA, fisher_kind: str = "empirical", 
         reference = reference if reference is not None else run_cached(Method(), stream)
     else: result = run_stream(method, stream, model=new_model())
     name = f"{'online EWC, γ=' + format(gamma, 'g') if online else 'EWC'}, λ={lam:g}, {fisher_kind} Fisher"
-    return dict(result=result, method=method, figure=plot_ewc_run(result, reference, title=name))
+    return dict(result=result, method=method, title=name, figure=plot_ewc_run(result, reference, title=name))
+
+LAMBDA_CHOICES = (0.0, *SWEEP_LAMBDAS, 30_000.0)   # naive (0), the sweep's values, and the batched Fisher's match for the default
+
+def lambda_slider(value: float = DEFAULT_LAMBDA, description: str = "λ"):
+    "A slider over `LAMBDA_CHOICES` and `value`, exactly: a log slider would round 30 to its nearest step in the browser."
+    import ipywidgets as W
+    _check_lam(value)
+    lams = sorted({*LAMBDA_CHOICES, float(value)})
+    return W.SelectionSlider(options=[(f"{v:g}", v) for v in lams], value=float(value), description=description)
 
 def ewc_widget(stream: Stream | None = None, new_model: Callable[[], nn.Module] | None = None,
                reference: StreamResult | None = None):
@@ -451,19 +463,20 @@ def ewc_widget(stream: Stream | None = None, new_model: Callable[[], nn.Module] 
     import ipywidgets as W
     import matplotlib.pyplot as plt
     from IPython.display import display
-    lam = W.FloatLogSlider(value=DEFAULT_LAMBDA, base=10, min=-1, max=5, step=0.25, description="λ", readout_format=".3g")
+    lam = lambda_slider(DEFAULT_LAMBDA)
     kind = W.Dropdown(options=list(FISHER_KINDS), value="empirical", description="Fisher")
     mode = W.ToggleButtons(options=["separate", "online"], value="separate", description="EWC")
-    gamma = W.FloatSlider(value=0.9, min=0.05, max=1.0, step=0.05, description="γ (online)", disabled=True)
+    gammas = sorted({*(round(0.05 * k, 2) for k in range(1, 21)), ONLINE_GAMMA})   # exact values: a float slider drifts (0.9 -> 0.9000000000000001)
+    gamma = W.SelectionSlider(options=[(f"{g:g}", g) for g in gammas], value=ONLINE_GAMMA, description="γ (online)", disabled=True)
     button, status, out = W.Button(description="Run", button_style="primary"), W.HTML(), W.Output()
     mode.observe(lambda ch: setattr(gamma, "disabled", ch["new"] != "online"), names="value")
     def on_click(_):
-        button.disabled, status.value = True, "running…"
+        button.disabled, status.value, t0 = True, "running…", time.perf_counter()
         try:
             res = ewc_experiment(lam.value, kind.value, mode.value == "online", gamma.value, stream, new_model, reference)
             with out:
                 out.clear_output(wait=True); display(res["figure"]); plt.close(res["figure"])
-            status.value = "done"
+            status.value = f"done: {res['title']} ({time.perf_counter() - t0:.1f} s)"
         except Exception as e: status.value = f"<b>error:</b> {e}"
         finally: button.disabled = False
     button.on_click(on_click)

@@ -16,16 +16,18 @@ import torch
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
+from .cli import MethodParams
 from .metrics import plot_stream_curves, plot_task_matrix, summarize
 from .train import (Method, Stream, StreamResult, course_config, course_size, model_logits, prepare_stream, run_stream,
                              stream_loaders)
 
 # %% auto #0
-__all__ = ['LORA_BASES', 'DEFAULT_TARGETS', 'LORA_LR', 'LORA_VARIANTS', 'layer_dims', 'check_rank_alpha', 'LoRAAdapter',
-           'LoRALayer', 'lora_layers', 'find_targets', 'wrap_lora_layers', 'add_adapter', 'add_lora', 'adapter_names',
-           'set_active_adapters', 'lora_parameters', 'merge_lora', 'unmerge_lora', 'parameter_counts', 'copy_to_peft',
-           'LoRAMethod', 'SharedLoRA', 'PerTaskLoRA', 'OLoRA', 'lora_method', 'adapter_overlap', 'reduced_stream',
-           'rank_sweep', 'plot_rank_sweep', 'run_lora_experiment', 'lora_widget']
+__all__ = ['LORA_BASES', 'DEFAULT_TARGETS', 'DEFAULT_RANK', 'DEFAULT_ALPHA', 'LORA_LR', 'LORA_VARIANTS', 'SWEEP_RANKS',
+           'layer_dims', 'check_rank_alpha', 'LoRAAdapter', 'LoRALayer', 'lora_layers', 'find_targets',
+           'wrap_lora_layers', 'add_adapter', 'add_lora', 'adapter_names', 'set_active_adapters', 'lora_parameters',
+           'merge_lora', 'unmerge_lora', 'parameter_counts', 'copy_to_peft', 'LoRAMethod', 'SharedLoRA', 'PerTaskLoRA',
+           'OLoRA', 'lora_method', 'adapter_overlap', 'reduced_stream', 'rank_sweep', 'plot_rank_sweep',
+           'run_lora_experiment', 'lora_widget']
 
 # %% ../nbs/08_lora.ipynb #3f515ddc
 LORA_BASES = (nn.Linear, Conv1D)
@@ -289,6 +291,7 @@ def copy_to_peft(model: nn.Module, peft_model: nn.Module, name: str = "default",
 
 # %% ../nbs/08_lora.ipynb #ba8b9a5c
 DEFAULT_TARGETS = ("c_attn", "c_proj", "c_fc")   # every projection of every block (see the learning-rate notes below)
+DEFAULT_RANK, DEFAULT_ALPHA = MethodParams.lora_rank, MethodParams.lora_alpha   # 8 and 16, the course's adapters (see the rank study below)
 LORA_LR = {"small": 5e-3, "full": 5e-4}            # the continual methods' default learning rate per course size (see below)
 
 class LoRAMethod(Method):
@@ -296,7 +299,7 @@ class LoRAMethod(Method):
     name = "lora"
     variant = "base"
 
-    def __init__(self, rank: int = 8, alpha: float = 16.0, targets: str | Sequence[str] = DEFAULT_TARGETS,
+    def __init__(self, rank: int = DEFAULT_RANK, alpha: float = DEFAULT_ALPHA, targets: str | Sequence[str] = DEFAULT_TARGETS,
                  dropout: float = 0.0,
                  lr: float | None = None,   # None: LORA_LR for the course size (adapters want a higher one than full fine-tuning)
                  init: str = "kaiming", seed: int = 0):
@@ -398,7 +401,7 @@ class OLoRA(LoRAMethod):
 # %% ../nbs/08_lora.ipynb #b6947a0b
 LORA_VARIANTS = {"shared": SharedLoRA, "per-task": PerTaskLoRA, "o-lora": OLoRA}
 
-def lora_method(variant: str, rank: int = 8, alpha: float = 16.0, **kwargs) -> LoRAMethod:
+def lora_method(variant: str, rank: int = DEFAULT_RANK, alpha: float = DEFAULT_ALPHA, **kwargs) -> LoRAMethod:
     "The LoRA continual method called `variant` ('shared', 'per-task' or 'o-lora')."
     if variant not in LORA_VARIANTS:
         raise ValueError(f"Unknown LoRA variant {variant!r}; choose from {', '.join(LORA_VARIANTS)}.")
@@ -427,7 +430,9 @@ def reduced_stream(stream: Stream, n_tasks: int | None = None, max_train_blocks:
     return Stream(c, stream.tasks[:n], stream.tokenizer, stream_loaders(c, stream.tasks[:n], stream.tokenizer), stream.pretrain)
 
 # %% ../nbs/08_lora.ipynb #aff4d2b0
-def rank_sweep(stream: Stream, ranks: Sequence[int] = (1, 2, 4, 8, 16, 32), variant: str = "shared",
+SWEEP_RANKS = (1, 2, 4, 8, 16, 32)   # the full rank study below
+
+def rank_sweep(stream: Stream, ranks: Sequence[int] = SWEEP_RANKS, variant: str = "shared",
                alpha_per_rank: float = 2.0,      # alpha = alpha_per_rank * rank: the same scale alpha/r at every rank
                run=run_stream,                   # run_stream, or run_cached to keep the runs
                **kwargs):                        # more arguments of the method (targets, lr, ...)
@@ -463,8 +468,8 @@ def plot_rank_sweep(df, title: str | None = None):
     return fig
 
 # %% ../nbs/08_lora.ipynb #1ef8ee69
-def run_lora_experiment(variant: str = "shared", rank: int = 8, alpha: float = 16.0,
-                        targets: Sequence[str] = ("c_attn",), stream: Stream | None = None,
+def run_lora_experiment(variant: str = "shared", rank: int = DEFAULT_RANK, alpha: float = DEFAULT_ALPHA,
+                        targets: Sequence[str] = DEFAULT_TARGETS, stream: Stream | None = None,
                         metric: str = "perplexity",   # what the figure shows: "perplexity" or "accuracy"
                         **kwargs) -> dict:
     "Run one LoRA variant on `stream` (default: a reduced course stream); its result, summaries and figure."
@@ -487,15 +492,17 @@ def lora_widget(stream: Stream | None = None):
     import matplotlib.pyplot as plt
     import pandas as pd
     from IPython.display import display
-    rank = W.Dropdown(options=[1, 2, 4, 8, 16, 32], value=8, description="rank")
-    alpha = W.FloatLogSlider(value=16.0, base=2, min=0, max=7, step=1, description="alpha")
-    targets = W.SelectMultiple(options=["c_attn", "attn.c_proj", "c_fc", "mlp.c_proj"], value=("c_attn",), rows=4, description="targets")
+    rank = W.Dropdown(options=sorted({*SWEEP_RANKS, DEFAULT_RANK}), value=DEFAULT_RANK, description="rank")
+    alphas = sorted({*(2.0 ** k for k in range(8)), float(DEFAULT_ALPHA)})   # 1 to 128: alpha = 2r for every rank of the study
+    alpha = W.SelectionSlider(options=[(f"{a:g}", a) for a in alphas], value=float(DEFAULT_ALPHA), description="alpha")
+    names = [*DEFAULT_TARGETS, *(t for t in ("attn.c_proj", "mlp.c_proj") if t not in DEFAULT_TARGETS)]
+    targets = W.SelectMultiple(options=names, value=DEFAULT_TARGETS, rows=len(names), description="targets")
     variant = W.ToggleButtons(options=list(LORA_VARIANTS), value="shared", description="variant")
     metric = W.Dropdown(options=["perplexity", "accuracy"], value="perplexity", description="show")
     button, status, out = W.Button(description="Run", button_style="primary"), W.HTML(), W.Output()
     cache = {"stream": stream}
     def on_click(_):
-        button.disabled = True
+        button.disabled, t0 = True, time.perf_counter()
         out.clear_output()
         try:
             if cache["stream"] is None:
@@ -506,7 +513,9 @@ def lora_widget(stream: Stream | None = None):
             with out:
                 display(pd.DataFrame({m: {k: s[k] for k in ("ACC", "BWT", "forgetting")} for m, s in res["summary"].items()}).T.round(4))
                 display(res["figure"]); plt.close(res["figure"])
-            status.value = f"done: {res['result'].trainable_params:,} trainable parameters, {res['adapter_params']:,} kept in adapters"
+            status.value = (f"done: {variant.value} LoRA, r={rank.value}, α={alpha.value:g}, targets {', '.join(targets.value)}: "
+                            f"{res['result'].trainable_params:,} trainable parameters, {res['adapter_params']:,} kept in adapters "
+                            f"({time.perf_counter() - t0:.1f} s)")
         except Exception as e: status.value = f"<b>error:</b> {e}"
         finally: button.disabled = False
     button.on_click(on_click)
