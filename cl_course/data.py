@@ -67,7 +67,7 @@ def split_articles(lines: list[str], source: str = "<text>") -> list[Article]:
         return not after or _starts_like_sentence(after) or _is_heading(after)
     starts = [i for i in range(len(lines)) if is_title(i)]
     if not starts:
-        what = " only section headings (' = = Section = = ') and" if any(map(_is_heading, lines)) else ""
+        what = " section headings (' = = Section = = ') but" if any(map(_is_heading, lines)) else ""
         raise ValueError(f"{source}:{what} no ' = Title = ' line found, so this is not WikiText "
                          "(articles must start with a line like ' = Robert Boulter = ').")
     articles = []
