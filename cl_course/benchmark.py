@@ -144,7 +144,6 @@ def _read_run(f: Path, identity: dict) -> StreamResult:
                          "use another folder, or overwrite=True (--overwrite) to start again.")
     return _result_from_json(d)
 
-
 # %% ../nbs/09_benchmark.ipynb #ab903a80
 def run_benchmark(methods: list[str] | None = None,   # default: every method in `METHODS`
                   config: TrainConfig | None = None,

@@ -79,7 +79,6 @@ def split_articles(lines: list[str], source: str = "<text>") -> list[Article]:
         articles.append(Article(title, "\n".join(l.strip() for l in body)))
     return articles
 
-
 # %% ../nbs/01_data.ipynb #8ecdde7a
 HUB_DATASET = "Salesforce/wikitext"
 _SPLIT_FILE = {"train": "train", "validation": "valid", "valid": "valid", "test": "test"}
@@ -176,7 +175,6 @@ def load_wikitext(source: str | os.PathLike = "wikitext-103-raw-v1", # hub confi
         lines, where = _read_local(source, split)
     arts = split_articles(lines, where)
     return arts[:max_articles] if max_articles else arts
-
 
 # %% ../nbs/01_data.ipynb #b90dbb96
 def course_data_source(default: str = "wikitext-103-raw-v1") -> str:

@@ -457,7 +457,6 @@ def run_stream(method: Method, stream: Stream,
                         train_tokens=tokens, trainable_params=trainable, extra_memory_bytes=method.extra_memory_bytes(),
                         config=dict(stream.config.to_dict(), method_config=method.config()))
 
-
 # %% ../nbs/03_training.ipynb #ebb5670d
 def cached_run_dir(method: Method, stream: Stream, name: str | None = None) -> Path:
     "The cache folder of `method`'s run on `stream`: named by the method and a fingerprint of the run's identity."
@@ -466,7 +465,6 @@ def cached_run_dir(method: Method, stream: Stream, name: str | None = None) -> P
 def run_cached(method: Method, stream: Stream, name: str | None = None) -> StreamResult:
     "`run_stream` checkpointed in the cache: a finished identical run is read back, an unfinished one resumes."
     return run_stream(method, stream, checkpoint_dir=cached_run_dir(method, stream, name), resume=True)
-
 
 # %% ../nbs/03_training.ipynb #5c56b872
 def original_buggy_loss(model: nn.Module, batch: dict) -> torch.Tensor:
