@@ -24,7 +24,9 @@ import torch
 from .cli import METHOD_NAMES, MethodParams, check_methods
 from .lora import SWEEP_RANKS
 from .baselines import ExperienceReplay, result_summary, run_joint
-from .train import Method, StreamResult, TrainConfig, course_config, is_main_process, prepare_stream, run_stream
+from .data import as_path, fingerprint
+from .train import (Method, Stream, StreamResult, TrainConfig, _fingerprint, course_config, identity_diff, is_main_process,
+                             prepare_stream, run_stream, stream_loaders)
 
 # %% auto #0
 __all__ = ['METHODS', 'SUMMARY_COLUMNS', 'QUICK', 'library_versions', 'run_benchmark', 'summary_table', 'format_summary',
@@ -32,29 +34,29 @@ __all__ = ['METHODS', 'SUMMARY_COLUMNS', 'QUICK', 'library_versions', 'run_bench
            'plot_accuracy_vs_forgetting', 'dashboard_run', 'dashboard']
 
 # %% ../nbs/09_benchmark.ipynb #a2a2eda0
-def _ewc(p: MethodParams, online: bool) -> Method:
+def _ewc(p: MethodParams, seed: int, online: bool) -> Method:
     from cl_course.ewc import EWC, EXACT_FISHER_LIMITS
     exact = EXACT_FISHER_LIMITS if p.ewc_fisher == "exact" else {}
-    return EWC(lam=p.ewc_lambda, fisher_kind=p.ewc_fisher, online=online, gamma=p.ewc_gamma, **exact)
+    return EWC(lam=p.ewc_lambda, fisher_kind=p.ewc_fisher, online=online, gamma=p.ewc_gamma, seed=seed, **exact)
 
-def _prompts(p: MethodParams) -> Method:
+def _prompts(p: MethodParams, seed: int) -> Method:
     from cl_course.prompts import ProgressivePrompts
-    return ProgressivePrompts(prompt_len=p.prompt_len)
+    return ProgressivePrompts(prompt_len=p.prompt_len, seed=seed)
 
-def _lora(p: MethodParams, variant: str) -> Method:
+def _lora(p: MethodParams, seed: int, variant: str) -> Method:
     from cl_course import lora
-    return lora.lora_method(variant, rank=p.lora_rank, alpha=p.lora_alpha)
+    return lora.lora_method(variant, rank=p.lora_rank, alpha=p.lora_alpha, seed=seed)
 
-METHODS: dict[str, Callable[[MethodParams], Method | None]] = {
-    "naive": lambda p: Method(),
-    "joint": lambda p: None,                       # run by `run_joint`
-    "replay": lambda p: ExperienceReplay(memory_size=p.memory_size, mix=p.replay_mix),
-    "ewc": lambda p: _ewc(p, online=False),
-    "online-ewc": lambda p: _ewc(p, online=True),
+METHODS: dict[str, Callable[[MethodParams, int], Method | None]] = {   # name -> builder(params, seed)
+    "naive": lambda p, seed: Method(),              # no randomness of its own (data order and dropout: the training loop's)
+    "joint": lambda p, seed: None,                  # run by `run_joint`
+    "replay": lambda p, seed: ExperienceReplay(memory_size=p.memory_size, mix=p.replay_mix, seed=seed),
+    "ewc": lambda p, seed: _ewc(p, seed, online=False),
+    "online-ewc": lambda p, seed: _ewc(p, seed, online=True),
     "prompts": _prompts,
-    "lora-shared": lambda p: _lora(p, "shared"),
-    "lora-per-task": lambda p: _lora(p, "per-task"),
-    "o-lora": lambda p: _lora(p, "o-lora"),
+    "lora-shared": lambda p, seed: _lora(p, seed, "shared"),
+    "lora-per-task": lambda p, seed: _lora(p, seed, "per-task"),
+    "o-lora": lambda p, seed: _lora(p, seed, "o-lora"),
 }
 if tuple(METHODS) != METHOD_NAMES: raise ImportError("benchmark.METHODS and cli.METHOD_NAMES disagree.")
 
@@ -67,12 +69,15 @@ def library_versions() -> dict:
                 peft=peft.__version__, datasets=datasets.__version__, numpy=np.__version__, python=platform.python_version(),
                 machine=platform.machine(), cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
 
-def _identity(config: TrainConfig, methods: list[str], seeds: list[int], params: MethodParams) -> dict:
-    "What makes two benchmarks the same experiment (methods and seeds may grow on resume)."
-    cfg = {k: v for k, v in config.to_dict().items() if k not in ("progress", "device", "seed")}
-    if cfg.get("data") and Path(cfg["data"]).expanduser().exists():   # a local path: the same files, however it is spelled
-        cfg["data"] = str(Path(cfg["data"]).expanduser().resolve())
-    return dict(config=cfg, params=dataclasses.asdict(params))
+def _identity(stream: Stream, params: MethodParams) -> dict:
+    "What makes two benchmarks the same experiment: data and tokenizer (by content), model, configuration, method parameters; methods and seeds may grow on resume."
+    run = _fingerprint(Method(), stream)
+    return dict(config={k: v for k, v in run["config"].items() if k != "seed"}, model=run["model"], data=run["data"],
+                tokenizer=run["tokenizer"], params=dataclasses.asdict(params))
+
+def _run_identity(name: str, method: Method | None, stream: Stream) -> dict:
+    "The identity of one run (`_fingerprint`: the method's configuration and seed included), kept with its results."
+    return dict(_fingerprint(method or Method(), stream), method=name)
 
 def _write_json(path: Path, obj) -> None:
     if not is_main_process(): return
@@ -87,58 +92,73 @@ def _result_from_json(d: dict) -> StreamResult:
     return StreamResult(**d)
 
 # %% ../nbs/09_benchmark.ipynb #86ed1c90
-def run_benchmark(methods: list[str] | None = None,   # default: every method in `METHODS`
-                  config: TrainConfig | None = None,
-                  seeds: list[int] = (0,),
-                  params: MethodParams | None = None,
-                  out_dir: str | Path = "runs/benchmark",
-                  resume: bool = False,     # read back finished runs and continue interrupted ones
-                  overwrite: bool = False,  # replace results of a different configuration in out_dir
-                  on_progress: Callable[[str], None] | None = None, # called with a line of text per step
-                 ) -> "pd.DataFrame":
-    "Run `methods` × `seeds` on one stream; write per-run JSON, results.csv and summary.csv; return the per-run table."
-    import pandas as pd
-    methods, seeds = check_methods(list(methods or METHODS)), [int(s) for s in seeds]
-    if not seeds: raise ValueError("Give at least one seed.")
-    config, params = config or course_config(), params or MethodParams()
-    say = on_progress or (lambda s: None)
-    out = Path(out_dir); (out / "runs").mkdir(parents=True, exist_ok=True)
-    ident = _identity(config, methods, seeds, params)
+def _check_folder(out: Path, ident: dict, resume: bool, overwrite: bool) -> None:
+    "Refuse a folder holding another experiment (unless `overwrite`) or this one's results (unless `resume` or `overwrite`); `overwrite` empties it."
     meta_f = out / "benchmark.json"
     if meta_f.exists():
         old = json.loads(meta_f.read_text()).get("identity", {})
         if old != ident and not overwrite:
-            diff = [k for k in sorted(set(old.get("config", {})) | set(ident["config"])) if old.get("config", {}).get(k) != ident["config"].get(k)]
-            diff += [f"params.{k}" for k in ident["params"] if old.get("params", {}).get(k) != ident["params"][k]]
-            raise ValueError(f"{out} holds results of a different configuration (differs in: {', '.join(diff) or 'format'}); "
+            raise ValueError(f"{out} holds results of a different configuration (differs in: {'; '.join(identity_diff(old, ident)) or 'format'}); "
                              "use another folder, or overwrite=True (--overwrite) to replace them.")
         if old == ident and not (resume or overwrite) and any((out / "runs").glob("*.json")):
             raise FileExistsError(f"{out} already holds results of this configuration: pass resume=True (--resume) to finish "
                                   "or reuse them, or overwrite=True (--overwrite) to start again.")
-        if overwrite:
-            for f in sorted((out / "runs").rglob("*"), reverse=True):
-                f.unlink() if f.is_file() else f.rmdir()
-    _write_json(meta_f, dict(identity=ident, methods=methods, seeds=seeds, versions=library_versions(),
-                             started=time.strftime("%Y-%m-%d %H:%M:%S")))
+    if overwrite:
+        for f in sorted((out / "runs").rglob("*"), reverse=True):
+            f.unlink() if f.is_file() else f.rmdir()
+
+def _read_run(f: Path, identity: dict) -> StreamResult:
+    "A finished run read back from `f`, refused if it was written by a run with another identity."
+    d = json.loads(f.read_text())
+    if d.get("identity") != identity:
+        raise ValueError(f"{f} was written by a different run (differs in: {'; '.join(identity_diff(d.get('identity', {}), identity))}); "
+                         "use another folder, or overwrite=True (--overwrite) to start again.")
+    return _result_from_json(d)
+
+# %% ../nbs/09_benchmark.ipynb #ab903a80
+def run_benchmark(methods: list[str] | None = None,   # default: every method in `METHODS`
+                  config: TrainConfig | None = None,
+                  seeds: list[int] = (0,),
+                  params: MethodParams | None = None,
+                  out_dir: str | os.PathLike = "runs/benchmark",
+                  resume: bool = False,     # read back finished runs (each checked against its identity), continue interrupted ones
+                  overwrite: bool = False,  # delete the results in out_dir and start again (not together with resume)
+                  on_progress: Callable[[str], None] | None = None, # called with a line of text per step
+                 ) -> "pd.DataFrame":
+    "Run `methods` × `seeds` on one stream; write per-run JSON, results.csv and summary.csv; return the per-run table."
+    import pandas as pd
+    if resume and overwrite:
+        raise ValueError("resume=True (--resume) reuses the results in out_dir and overwrite=True (--overwrite) deletes them: pass one of them.")
+    methods, seeds = check_methods(list(methods or METHODS)), [int(s) for s in seeds]
+    if not seeds: raise ValueError("Give at least one seed.")
+    config, params = config or course_config(), params or MethodParams()
+    say = on_progress or (lambda s: None)
+    out = as_path(out_dir); (out / "runs").mkdir(parents=True, exist_ok=True)
+    first = prepare_stream(config.replace(seed=seeds[0]))   # before deciding anything: the identity is that of the data actually read
+    ident = _identity(first, params)
+    _check_folder(out, ident, resume, overwrite)
+    _write_json(out / "benchmark.json", dict(identity=ident, methods=methods, seeds=seeds, versions=library_versions(),
+                                             data_source=dict(data=config.data, CL_COURSE_DATA=os.environ.get("CL_COURSE_DATA")),
+                                             started=time.strftime("%Y-%m-%d %H:%M:%S")))
     rows = []
     for seed in seeds:
-        cfg = config.replace(seed=seed)
-        stream = None
+        view = dataclasses.replace(first, config=config.replace(seed=seed))   # tasks, tokenizer, pretraining: the same for every seed
+        stream = first if seed == seeds[0] else None                            # with this seed's loaders, built when a run needs them
         for name in methods:
+            method = METHODS[name](params, seed)
+            identity = _run_identity(name, method, view)
             f = out / "runs" / f"{name}-seed{seed}.json"
             if resume and f.exists():
-                res = _result_from_json(json.loads(f.read_text()))
+                res = _read_run(f, identity)
                 say(f"{name} (seed {seed}): finished earlier, read back")
             else:
-                stream = stream or prepare_stream(cfg)
+                stream = stream or dataclasses.replace(view, loaders=stream_loaders(view.config, view.tasks, view.tokenizer))
                 say(f"{name} (seed {seed}): running")
                 t0 = time.perf_counter()
                 if name == "joint": res = run_joint(stream)
-                else:
-                    res = run_stream(METHODS[name](params), stream, checkpoint_dir=out / "runs" / f"{name}-seed{seed}",
-                                     resume=True, overwrite=True)
+                else: res = run_stream(method, stream, checkpoint_dir=out / "runs" / f"{name}-seed{seed}", resume=True)
                 res.method = name
-                d = res.to_dict(); d["wall_seconds"] = time.perf_counter() - t0
+                d = dict(res.to_dict(), wall_seconds=time.perf_counter() - t0, identity=identity)
                 _write_json(f, d)
                 say(f"{name} (seed {seed}): done in {d['wall_seconds']:.0f} s")
             rows.append(dict(method=name, seed=seed, **result_summary(res)))
@@ -178,10 +198,10 @@ def format_summary(summary: "pd.DataFrame") -> "pd.DataFrame":
     return pd.DataFrame(cols, index=summary.index).rename(columns=names)
 
 # %% ../nbs/09_benchmark.ipynb #6841ece5
-def load_runs(out_dir: str | Path, seed: int | None = None) -> dict[str, StreamResult]:
+def load_runs(out_dir: str | os.PathLike, seed: int | None = None) -> dict[str, StreamResult]:
     "The finished runs in a benchmark folder (for one seed: the first one found if None)."
     runs = {}
-    for f in sorted(Path(out_dir, "runs").glob("*-seed*.json")):
+    for f in sorted((as_path(out_dir) / "runs").glob("*-seed*.json")):
         name, s = f.stem.rsplit("-seed", 1)
         if seed is None: seed = int(s)
         if int(s) == seed: runs[name] = _result_from_json(json.loads(f.read_text()))
@@ -257,20 +277,21 @@ QUICK = dict(max_train_blocks=96, epochs=1, max_eval_blocks=32)   # the dashboar
 def dashboard_run(methods: list[str], ewc_lambda: float = MethodParams.ewc_lambda, lora_rank: int = MethodParams.lora_rank,
                   prompt_len: int = MethodParams.prompt_len,
                   n_tasks: int | None = None,   # None: the course's (`course_config().n_tasks`)
-                  seeds: list[int] = (0,), quick: bool = True, out_dir: str | Path = "runs/dashboard",
+                  seeds: list[int] = (0,), quick: bool = True, out_dir: str | os.PathLike = "runs/dashboard",
                   on_progress: Callable[[str], None] | None = None,
                   quick_caps: dict | None = None,   # what `quick` caps (default: QUICK)
                  ) -> dict:
-    "Run the benchmark the dashboard describes; returns the summary and its figures, the configuration and parameters."
+    "Run the benchmark the dashboard describes in `out_dir`'s sub-folder for this configuration (a setting seen before reuses its runs); returns the summary, its figures, the configuration, the parameters and the folder."
     base = course_config(progress=False, **({} if n_tasks is None else dict(n_tasks=n_tasks)))
     if quick: base = base.replace(**(QUICK if quick_caps is None else quick_caps))
-    params = MethodParams(ewc_lambda=ewc_lambda, lora_rank=lora_rank, prompt_len=prompt_len)
-    table = run_benchmark(methods, base, list(seeds), params, out_dir, resume=True, overwrite=True, on_progress=on_progress)
+    params, seeds = MethodParams(ewc_lambda=ewc_lambda, lora_rank=lora_rank, prompt_len=prompt_len), [int(s) for s in seeds]
+    folder = as_path(out_dir) / fingerprint(_identity(prepare_stream(base.replace(seed=seeds[0])), params))
+    table = run_benchmark(methods, base, seeds, params, folder, resume=True, on_progress=on_progress)
     summary = summary_table(table)
-    runs = load_runs(out_dir, seed=list(seeds)[0])
+    runs = load_runs(folder, seed=seeds[0])
     figs = [plot_benchmark_matrices(runs)] if any(r.accuracy.shape[0] > 2 for r in runs.values()) else []
     figs.append(plot_accuracy_vs_forgetting(summary))
-    return dict(table=table, summary=summary, figures=figs, config=base, params=params)
+    return dict(table=table, summary=summary, figures=figs, config=base, params=params, out_dir=folder)
 
 # %% ../nbs/09_benchmark.ipynb #0504b926
 def dashboard(out_dir: str | Path = "runs/dashboard", quick_caps: dict | None = None):

@@ -7,6 +7,8 @@ Docs: https://cl-course.github.io/cl_course/data.html.md"""
 # %% ../nbs/01_data.ipynb #ac92b156
 from __future__ import annotations
 
+import codecs
+import hashlib
 import os
 import re
 import socket
@@ -18,9 +20,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 # %% auto #0
-__all__ = ['HUB_DATASET', 'Article', 'split_articles', 'load_wikitext', 'course_data_source', 'clean_text', 'clean_article',
-           'Task', 'make_task_stream', 'describe_stream', 'vocab_overlap', 'pack_blocks', 'BlockDataset',
-           'tokenize_articles', 'task_datasets', 'task_loaders']
+__all__ = ['HUB_DATASET', 'Article', 'split_articles', 'as_path', 'load_wikitext', 'course_data_source', 'fingerprint',
+           'clean_text', 'clean_article', 'Task', 'make_task_stream', 'describe_stream', 'vocab_overlap', 'pack_blocks',
+           'BlockDataset', 'tokenize_articles', 'task_datasets', 'task_loaders']
 
 # %% ../nbs/01_data.ipynb #40fee1c9
 @dataclass
@@ -33,12 +35,19 @@ class Article:
 
 # %% ../nbs/01_data.ipynb #4f2b892d
 _TITLE_RE = re.compile(r"^ ?= (?!=)(.*[^=]) = ?$")
-_HEADING_RE = re.compile(r"^ ?(= ){2,}(?!=).*?( =){2,} ?$")
+_HEADING_START = re.compile(r" ?(?:= ){2,}(?!=)")
 
 def _title_of(line: str) -> str | None:
     "The title if `line` looks like ` = Title = `, else None (section headings have two or more `=`)."
     m = _TITLE_RE.match(line)
     return m.group(1).strip() if m else None
+
+def _is_heading(line: str) -> bool:
+    "Whether `line` is a section heading such as ` = = History = = ` (in linear time, even on a hostile line)."
+    m = _HEADING_START.match(line)
+    if not m: return False
+    core = line[:-1] if line.endswith(" ") else line
+    return core.endswith(" = =") and m.end() <= len(core) - 4
 
 def _starts_like_sentence(line: str) -> bool:
     s = line.lstrip()
@@ -47,22 +56,25 @@ def _starts_like_sentence(line: str) -> bool:
 def split_articles(lines: list[str], source: str = "<text>") -> list[Article]:
     "Split WikiText lines (LF or CRLF, raw or tokenised) into articles at their ` = Title = ` lines."
     lines = [l.rstrip("\r\n") for l in lines]
-    has_blank = any(not l.strip() for l in lines)
+    blank = [not l or l.isspace() for l in lines]
+    has_blank = any(blank)
+    nxt = [""] * (len(lines) + 1)   # nxt[i]: the first non-blank line from line i on ("" at the end)
+    for i in range(len(lines) - 1, -1, -1): nxt[i] = nxt[i + 1] if blank[i] else lines[i]
     def is_title(i):
         if _title_of(lines[i]) is None: return False
-        if has_blank and not ((i == 0 or not lines[i-1].strip()) and (i+1 == len(lines) or not lines[i+1].strip())):
-            return False
-        nxt = next((l for l in lines[i+1:] if l.strip()), "")
-        return _starts_like_sentence(nxt) or _HEADING_RE.match(nxt) is not None
+        if has_blank and not ((i == 0 or blank[i-1]) and (i+1 == len(lines) or blank[i+1])): return False
+        after = nxt[i + 1]   # a title at the very end is still a title (of an empty article)
+        return not after or _starts_like_sentence(after) or _is_heading(after)
     starts = [i for i in range(len(lines)) if is_title(i)]
     if not starts:
-        raise ValueError(f"{source}: no ' = Title = ' line found, so this is not WikiText "
+        what = " section headings (' = = Section = = ') but" if any(map(_is_heading, lines)) else ""
+        raise ValueError(f"{source}:{what} no ' = Title = ' line found, so this is not WikiText "
                          "(articles must start with a line like ' = Robert Boulter = ').")
     articles = []
     for a, b in zip(starts, starts[1:] + [len(lines)]):
-        body = [l for l in lines[a+1:b] if l.strip()]
+        body = [lines[i] for i in range(a + 1, b) if not blank[i]]
         title = _title_of(lines[a])
-        if not any(not _HEADING_RE.match(l) for l in body):
+        if all(map(_is_heading, body)):
             raise ValueError(f"{source}: article {title!r} (line {a+1}) is empty: it has no paragraph text.")
         articles.append(Article(title, "\n".join(l.strip() for l in body)))
     return articles
@@ -70,6 +82,12 @@ def split_articles(lines: list[str], source: str = "<text>") -> list[Article]:
 # %% ../nbs/01_data.ipynb #8ecdde7a
 HUB_DATASET = "Salesforce/wikitext"
 _SPLIT_FILE = {"train": "train", "validation": "valid", "valid": "valid", "test": "test"}
+
+def as_path(path: str | os.PathLike) -> Path:
+    "`path` (a `str`, or any `os.PathLike`, bytes ones included) as a `Path` with `~` expanded; a TypeError for anything else."
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"Expected a file or folder path (str or os.PathLike), got {type(path).__name__} {path!r}.")
+    return Path(os.fsdecode(path)).expanduser()
 
 def _local_file(path: Path, split: str, tokenised: bool) -> Path:
     "The WikiText file for `split` in folder `path` (raw preferred unless `tokenised`)."
@@ -81,11 +99,34 @@ def _local_file(path: Path, split: str, tokenised: bool) -> Path:
     have = sorted(p.name for p in path.iterdir())
     raise FileNotFoundError(f"No WikiText {split!r} file in {path}: looked for {[c.name for c in cands]}, found {have}.")
 
+def _decode(raw: bytes, f: Path) -> str:
+    "The text of file `f`: UTF-8, with or without a byte-order mark; a ValueError saying what is wrong with `f` otherwise."
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ValueError(f"{f}: the file is UTF-16 or UTF-32 (it starts with their byte-order mark); WikiText files are UTF-8: "
+                         "convert it first, e.g. `iconv -f UTF-16 -t UTF-8`.")
+    try: text = raw.decode("utf-8-sig")   # a UTF-8 byte-order mark is dropped
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ValueError(f"{f}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start:,}, line {line:,}); "
+                         "WikiText files are UTF-8 text.") from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ValueError(f"{f}: a NUL byte on line {line:,}, so this is not a text file "
+                         "(UTF-16 without a byte-order mark looks like this too); WikiText files are UTF-8 text.")
+    return text
+
 def _read_local(path: str | os.PathLike, split: str, tokenised: bool = False) -> tuple[list[str], str]:
-    path = Path(path).expanduser()
+    "The lines of a local WikiText file (or of the `split` file in a folder), split at LF, CRLF or CR, and the file's name."
+    path = as_path(path)
     if not path.exists(): raise FileNotFoundError(f"WikiText path {str(path)!r} does not exist.")
     f = _local_file(path, split, tokenised) if path.is_dir() else path
-    with open(f, encoding="utf-8", newline="") as fh: return fh.read().splitlines(keepends=True), str(f)
+    text = _decode(f.read_bytes(), f)
+    if not text.strip(): raise ValueError(f"{f}: the file is empty.")
+    if "\r" in text: text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")   # only line breaks: splitlines() would also cut at form feeds and U+2028
+    del text
+    if not lines[-1]: lines.pop()   # the final line break ends the last line, it does not start an empty one
+    return lines, str(f)
 
 def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
     "Whether the hub answers at all (one quick connection, so offline use fails fast)."
@@ -114,14 +155,17 @@ def _hub_lines(config: str, split: str, max_articles: int | None):
     return lines
 
 # %% ../nbs/01_data.ipynb #83c90ed9
-def load_wikitext(source: str = "wikitext-103-raw-v1", # hub config name, or a local WikiText file or folder
+def _is_hub_name(source) -> bool:
+    "Whether `source` names a hub config (a `wikitext-...` string that is not a local path)."
+    return isinstance(source, str) and source.startswith("wikitext-") and "/" not in source and os.sep not in source and not Path(source).exists()
+
+def load_wikitext(source: str | os.PathLike = "wikitext-103-raw-v1", # hub config name, or a local WikiText file or folder (str or path)
                   split: str = "train",                  # "train", "validation" (or "valid") or "test"
                   max_articles: int | None = None,       # keep only the first `max_articles` articles
                  ) -> list[Article]:
     "Load WikiText as a list of `Article`s, from the hub (streaming), a local path, or `$CL_COURSE_DATA`."
     if max_articles is not None and max_articles < 1: raise ValueError(f"max_articles must be >= 1, got {max_articles}.")
-    is_hub_name = source.startswith("wikitext-") and os.sep not in source and not Path(source).exists()
-    if is_hub_name:
+    if _is_hub_name(source):
         tokenised = "raw" not in source
         if os.environ.get("CL_COURSE_DATA"):
             lines, where = _read_local(os.environ["CL_COURSE_DATA"], split, tokenised)
@@ -137,6 +181,28 @@ def course_data_source(default: str = "wikitext-103-raw-v1") -> str:
     "Where the course reads WikiText from: `$CL_COURSE_DATA` if set, else the hub config `default`."
     return os.environ.get("CL_COURSE_DATA") or default
 
+# %% ../nbs/01_data.ipynb #9b7841ab
+def fingerprint(*parts) -> str:
+    "A short SHA-256 (16 hex digits) of `parts`: strings, bytes, numbers, None, arrays, tensors, `Article`s, and lists, tuples and dicts of them."
+    h = hashlib.sha256()
+    def add(tag: str, b: bytes): h.update(f"{tag}{len(b)}:".encode()); h.update(b)
+    def feed(x):
+        if isinstance(x, Article): add("article", b""); feed(x.title); feed(x.text)
+        elif isinstance(x, str): add("str", x.encode("utf-8", "surrogatepass"))
+        elif isinstance(x, bytes): add("bytes", x)
+        elif x is None or isinstance(x, (bool, int, float)): add("num", repr(x).encode())
+        elif isinstance(x, torch.Tensor): feed(x.detach().cpu().numpy())
+        elif isinstance(x, np.ndarray): add(f"array{x.dtype.str}{x.shape}", np.ascontiguousarray(x).tobytes())
+        elif isinstance(x, dict):
+            add("dict", str(len(x)).encode())
+            for k in sorted(x, key=repr): feed(k); feed(x[k])
+        elif isinstance(x, (list, tuple)):
+            add("list", str(len(x)).encode())
+            for v in x: feed(v)
+        else: raise TypeError(f"fingerprint cannot hash a {type(x).__name__}: {x!r:.80}")
+    feed(list(parts))
+    return h.hexdigest()[:16]
+
 # %% ../nbs/01_data.ipynb #f822282b
 _DETOK = [(" @-@ ", "-"), (" @,@ ", ","), (" @.@ ", "."),
           (r" ([.,;:!?%)\]}])", r"\1"), (r"([(\[{$]) ", r"\1"), (r" (n't|'s|'re|'ve|'m|'ll|'d)\b", r"\1"),
@@ -151,7 +217,7 @@ def clean_text(text: str) -> str:
 def clean_article(article: Article, detokenize: bool = True, keep_headings: bool = True) -> Article:
     "A copy of `article` with artefacts undone (if `detokenize`) and section headings dropped unless `keep_headings`."
     lines = article.text.split("\n")
-    if not keep_headings: lines = [l for l in lines if not _HEADING_RE.match(l)]
+    if not keep_headings: lines = [l for l in lines if not _is_heading(l)]
     text = "\n".join(lines)
     return Article(article.title, clean_text(text) if detokenize else text)
 

@@ -279,8 +279,8 @@ class EWC(Method):
                     max_fisher_samples=self.max_fisher_samples, fisher_positions=self.fisher_positions, seed=self.seed)
 
     def compute_fisher(self, model: nn.Module, loader, task_id: int) -> dict[str, torch.Tensor]:
-        "The Fisher of the task just trained (override to estimate it differently)."
-        return fisher_diag(model, loader, self.fisher_kind, self.max_fisher_samples, self.fisher_positions, seed=self.seed + task_id)
+        "The Fisher of the task just trained (override to estimate it differently); its random draws are seeded by the method's seed and the task."
+        return fisher_diag(model, loader, self.fisher_kind, self.max_fisher_samples, self.fisher_positions, seed=self.seed * 1000 + task_id)
 
     def after_task(self, model, task_id, loader) -> None:
         "Compute the task's Fisher at the current weights and fold it into the penalty."

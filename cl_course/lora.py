@@ -7,6 +7,7 @@ Docs: https://cl-course.github.io/cl_course/lora.html.md"""
 # %% ../nbs/08_lora.ipynb #2e35e97f
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Sequence
@@ -427,7 +428,7 @@ def reduced_stream(stream: Stream, n_tasks: int | None = None, max_train_blocks:
     n = len(stream) if n_tasks is None else n_tasks
     if not 1 <= n <= len(stream): raise ValueError(f"n_tasks must be between 1 and {len(stream)}, got {n_tasks}.")
     c = stream.config.replace(max_train_blocks=max_train_blocks, epochs=epochs, max_eval_blocks=max_eval_blocks, n_tasks=n)
-    return Stream(c, stream.tasks[:n], stream.tokenizer, stream_loaders(c, stream.tasks[:n], stream.tokenizer), stream.pretrain)
+    return dataclasses.replace(stream, config=c, tasks=stream.tasks[:n], loaders=stream_loaders(c, stream.tasks[:n], stream.tokenizer))
 
 # %% ../nbs/08_lora.ipynb #aff4d2b0
 SWEEP_RANKS = (1, 2, 4, 8, 16, 32)   # the full rank study below

@@ -64,14 +64,15 @@ def gpt2_tokenizer_offline() -> PreTrainedTokenizerFast:
     return GPT2TokenizerFast(vocab=vocab, merges=merges, unk_token=EOT, bos_token=EOT, eos_token=EOT)
 
 # %% ../nbs/02_models.ipynb #841d47a3
-def train_bpe_tokenizer(texts: list[str], vocab_size: int = 4096, cache_dir: str | Path | None = None) -> PreTrainedTokenizerFast:
+def train_bpe_tokenizer(texts: list[str], vocab_size: int = 4096, cache_dir: str | os.PathLike | None = None) -> PreTrainedTokenizerFast:
     "A byte-level BPE tokenizer (GPT-2 style) trained on `texts`, cached on disk by a hash of texts and size."
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     if vocab_size < 257: raise ValueError(f"vocab_size must be >= 257 (256 bytes + end-of-text), got {vocab_size}.")
     if not texts: raise ValueError("train_bpe_tokenizer needs at least one text.")
     h = hashlib.sha256(str(vocab_size).encode())
     for t in texts: h.update(t.encode()); h.update(b"\0")
-    cache = Path(cache_dir or os.environ.get("CL_COURSE_CACHE", "~/.cache/cl_course")).expanduser()
+    from cl_course.data import as_path
+    cache = as_path(cache_dir if cache_dir is not None else os.environ.get("CL_COURSE_CACHE", "~/.cache/cl_course"))
     f = cache / f"bpe-{vocab_size}-{h.hexdigest()[:16]}.json"
     if f.exists(): tok = Tokenizer.from_file(str(f))
     else:

@@ -8,7 +8,6 @@ Docs: https://cl-course.github.io/cl_course/training.html.md"""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -26,15 +25,16 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .data import BlockDataset, Task, load_wikitext, make_task_stream, task_datasets, task_loaders
+from .data import (Article, BlockDataset, Task, as_path, fingerprint, load_wikitext, make_task_stream, task_datasets,
+                            task_loaders)
 from .models import load_model, load_tokenizer, n_params, pick_device, tokenizer_name_for
 
 # %% auto #0
 __all__ = ['IGNORE_INDEX', 'SIZES', 'PRETRAIN_SEED', 'METRICS', 'causal_lm_loss', 'model_logits', 'lm_loss', 'evaluate', 'Method',
            'TrainConfig', 'course_size', 'course_config', 'Stream', 'cache_dir', 'stream_loaders', 'prepare_stream',
            'seed_everything', 'make_optimizer', 'distributed', 'is_main_process', 'training_step', 'train_task',
-           'StreamResult', 'save_checkpoint', 'load_checkpoint', 'evaluate_all', 'run_stream', 'run_cached',
-           'original_buggy_loss']
+           'StreamResult', 'identity_diff', 'save_checkpoint', 'load_checkpoint', 'evaluate_all', 'run_stream',
+           'cached_run_dir', 'run_cached', 'original_buggy_loss']
 
 # %% ../nbs/03_training.ipynb #d405fe2b
 IGNORE_INDEX = -100
@@ -131,7 +131,7 @@ class Method:
 class TrainConfig:
     "Every setting of a continual-learning run (data, model, optimisation)."
     model: str = "gpt2-tiny"
-    data: str = "wikitext-103-raw-v1"   # hub config or local path (see `load_wikitext`); $CL_COURSE_DATA wins
+    data: str | os.PathLike = "wikitext-103-raw-v1"   # hub config, or a local file or folder (see `load_wikitext`); $CL_COURSE_DATA wins over a hub config
     split: str = "test"
     max_articles: int | None = None
     n_tasks: int = 4
@@ -155,6 +155,7 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self):
+        if not isinstance(self.data, str): self.data = str(as_path(self.data))   # a path object: its text, so the config stays plain data
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}.")
         if self.epochs < 1: raise ValueError(f"epochs must be >= 1, got {self.epochs}.")
@@ -189,6 +190,13 @@ def course_config(size: str | None = None, **overrides) -> TrainConfig:
 # %% ../nbs/03_training.ipynb #d1358ee7
 PRETRAIN_SEED = 0   # the small models' pretraining seed: one starting model for every run, as with a downloaded `gpt2`
 
+def _tokenizer_definition(tokenizer) -> str:
+    "What makes a tokenizer split text the way it does (vocabulary, merges, special tokens, normalisation), as text; not its run-time settings."
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None: d = dict(vocab=sorted(tokenizer.get_vocab().items()))
+    else: d = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
+    return json.dumps(dict(d, special=tokenizer.special_tokens_map), sort_keys=True)
+
 @dataclass
 class Stream:
     "A task stream ready to train on: tasks, tokenizer, and a (train, eval) loader pair per task."
@@ -197,6 +205,7 @@ class Stream:
     tokenizer: object
     loaders: list[tuple[DataLoader, DataLoader]]
     pretrain: BlockDataset | None = None   # general text for a small model's pretraining (kept out of the tasks)
+    pretrain_articles: list[Article] = field(default_factory=list)   # the articles `pretrain` was cut from
 
     @property
     def names(self) -> list[str]: return [t.name for t in self.tasks]
@@ -207,20 +216,17 @@ class Stream:
         model = load_model(self.config.model, **{**kw, **kwargs})
         if self.pretrain is not None: model.load_state_dict(self._pretrained_state())
         return model
-    def fingerprint(self) -> str:
-        "A hash of the tasks' eval and train data (and the pretraining text), to tell streams apart."
-        h = hashlib.sha256()
-        for d in [d for tr, ev in self.loaders for d in (tr.dataset, ev.dataset)] + [self.pretrain] * (self.pretrain is not None):
-            h.update(d.blocks["input_ids"].numpy().tobytes())
-        return h.hexdigest()[:16]
+    def fingerprint(self) -> dict:
+        "What the stream's runs learn from: `data`, a hash of title and text of every task's train and eval articles (in order) and of the pretraining articles; `tokenizer`, a hash of its definition."
+        return dict(data=fingerprint([[t.train, t.eval] for t in self.tasks], self.pretrain_articles),
+                    tokenizer=fingerprint(_tokenizer_definition(self.tokenizer)))
 
     def _pretrained_state(self) -> dict:
         "Weights of the config's model pretrained on `self.pretrain` (the same for every seed and task setting), cached on disk."
         c = self.config.replace(seed=PRETRAIN_SEED)
-        text = hashlib.sha256(self.pretrain.blocks["input_ids"].numpy().tobytes()).hexdigest()[:16]
-        key = json.dumps([c.model, c.seed, c.block_size, c.batch_size, c.pretrain_epochs, c.pretrain_lr, c.weight_decay,
-                          c.warmup_frac, c.schedule, c.grad_clip, len(self.tokenizer), text])
-        f = cache_dir() / f"pretrained-{c.model}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+        key = fingerprint(c.model, c.seed, c.block_size, c.batch_size, c.pretrain_epochs, c.pretrain_lr, c.weight_decay,
+                          c.warmup_frac, c.schedule, c.grad_clip, len(self.tokenizer), self.pretrain.blocks["input_ids"])
+        f = cache_dir() / f"pretrained-{c.model}-{key}.pt"
         if f.exists(): return load_checkpoint(f)
         start = load_model(c.model, tokenizer=self.tokenizer, device=c.device, seed=PRETRAIN_SEED)
         loader = DataLoader(self.pretrain, batch_size=c.batch_size, shuffle=True, generator=torch.Generator().manual_seed(c.seed))
@@ -256,7 +262,7 @@ def prepare_stream(config: TrainConfig | None = None, articles=None) -> Stream:
     tok = load_tokenizer(tokenizer_name_for(config.model), texts)
     loaders = stream_loaders(config, tasks, tok)
     pretrain = task_datasets(Task("pretraining", pre, pre[:1]), tok, config.block_size)[0] if pre else None
-    return Stream(config, tasks, tok, loaders, pretrain)
+    return Stream(config, tasks, tok, loaders, pretrain, pre)
 
 # %% ../nbs/03_training.ipynb #f324278a
 def seed_everything(seed: int) -> None:
@@ -362,21 +368,41 @@ class StreamResult:
 
 METRICS = ("accuracy", "perplexity", "loss")
 
-def _fingerprint(method: Method, stream: Stream) -> dict:
-    cfg = {k: v for k, v in stream.config.to_dict().items() if k not in ("progress", "device")}
-    return dict(method=method.name, method_config=json.dumps(dict(method.config(), lr=method.lr), sort_keys=True, default=str),
-                config=json.dumps(cfg, sort_keys=True), data=stream.fingerprint())
+def _model_spec(name: str) -> dict:
+    "The architecture a model name stands for: a small config's sizes and tokenizer, or the hub name."
+    from cl_course.models import SMALL_CONFIGS
+    return dict(name=name, **dataclasses.asdict(SMALL_CONFIGS[name])) if name in SMALL_CONFIGS else dict(name=name)
 
-def save_checkpoint(path: Path, state: dict) -> None:
+def _fingerprint(method: Method, stream: Stream) -> dict:
+    "A run's identity: the method and its configuration, the training configuration, the model, and the data and tokenizer actually used."
+    cfg = {k: v for k, v in stream.config.to_dict().items() if k not in ("progress", "device", "data")}   # data: by content below
+    ident = dict(method=method.name, method_config=dict(method.config(), lr=method.lr), config=cfg,
+                 model=_model_spec(stream.config.model), **stream.fingerprint())
+    return json.loads(json.dumps(ident, sort_keys=True, default=str))   # plain data, as it reads back from JSON or a checkpoint
+
+_HASHED = ("data", "tokenizer")   # identity entries that are fingerprints
+
+def identity_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    "What differs between two identities (nested dicts), readably: 'config.lr: 0.001 → 0.002', 'data fingerprint 1a2b… → 3c4d…'."
+    out = []
+    for k in sorted(set(old) | set(new), key=str):
+        a, b = old.get(k, "(absent)"), new.get(k, "(absent)")
+        if a == b: continue
+        if isinstance(a, dict) and isinstance(b, dict): out += identity_diff(a, b, f"{prefix}{k}.")
+        elif k in _HASHED: out.append(f"{prefix}{k} fingerprint {a} → {b}")
+        else: out.append(f"{prefix}{k}: {a!r:.60} → {b!r:.60}")
+    return out
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     "Write `state` to `path` atomically (temporary file, then rename)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = as_path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
 
-def load_checkpoint(path: Path) -> dict:
+def load_checkpoint(path: str | os.PathLike) -> dict:
     "Read a checkpoint written by `save_checkpoint` (tensors and plain data only)."
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return torch.load(as_path(path), map_location="cpu", weights_only=True)
 
 def evaluate_all(model: nn.Module, stream: Stream, method: Method) -> dict[str, list[float]]:
     "Scores of `model` on every task's eval split, as `method` sees each task."
@@ -388,30 +414,33 @@ def evaluate_all(model: nn.Module, stream: Stream, method: Method) -> dict[str, 
 
 # %% ../nbs/03_training.ipynb #38394708
 def run_stream(method: Method, stream: Stream,
-               checkpoint_dir: str | Path | None = None, # where to save after each task (None: no checkpoints)
+               checkpoint_dir: str | os.PathLike | None = None, # where to save after each task (None: no checkpoints)
                resume: bool = False,                     # continue from `checkpoint_dir`'s last finished task
-               overwrite: bool = False,                  # replace an existing checkpoint instead of refusing
+               overwrite: bool = False,                  # replace an existing checkpoint instead of refusing (not with resume)
                model: nn.Module | None = None,           # the starting model (default: `stream.new_model()`)
               ) -> StreamResult:
     "Train `method` on every task of `stream` in order, evaluating all tasks after each; returns the task matrices."
+    if resume and overwrite:
+        raise ValueError("resume=True continues the run in checkpoint_dir and overwrite=True replaces it: pass one of them.")
     T = len(stream)
-    model = method.setup(model if model is not None else stream.new_model())
     fp = _fingerprint(method, stream)
-    ck = Path(checkpoint_dir) / "checkpoint.pt" if checkpoint_dir is not None else None
-    rows, done, seconds, tokens = {m: [] for m in METRICS}, 0, 0.0, 0
+    ck = as_path(checkpoint_dir) / "checkpoint.pt" if checkpoint_dir is not None else None
+    state = None
     if ck is not None and ck.exists():
+        if not (resume or overwrite):
+            raise FileExistsError(f"{ck} already holds a run: pass resume=True to continue it, or overwrite=True to replace it.")
         if resume:
             state = load_checkpoint(ck)
             if state["fingerprint"] != fp:
-                diff = [k for k in fp if fp[k] != state["fingerprint"].get(k)]
-                raise ValueError(f"{ck} was written by a different configuration (differs in: {', '.join(diff)}); "
-                                 "refusing to mix results. Use another folder, or overwrite=True to start again.")
-            method.load_state_dict(state["method"], model)
-            model.load_state_dict(state["model"])
-            rows = {m: [list(r) for r in state["rows"][m]] for m in METRICS}
-            done, seconds, tokens = state["done"], state["seconds"], state["tokens"]
-        elif not overwrite:
-            raise FileExistsError(f"{ck} already holds a run: pass resume=True to continue it, or overwrite=True to replace it.")
+                raise ValueError(f"{ck} was written by a different configuration, refusing to mix results; it differs in: "
+                                 f"{'; '.join(identity_diff(state['fingerprint'], fp))}. Use another folder, or overwrite=True to start again.")
+    model = method.setup(model if model is not None else stream.new_model())
+    rows, done, seconds, tokens = {m: [] for m in METRICS}, 0, 0.0, 0
+    if state is not None:
+        method.load_state_dict(state["method"], model)
+        model.load_state_dict(state["model"])
+        rows = {m: [list(r) for r in state["rows"][m]] for m in METRICS}
+        done, seconds, tokens = state["done"], state["seconds"], state["tokens"]
     if done == 0:
         for m, v in evaluate_all(model, stream, method).items(): rows[m] = [v]
     for i in range(done, T):
@@ -430,10 +459,13 @@ def run_stream(method: Method, stream: Stream,
                         config=dict(stream.config.to_dict(), method_config=method.config()))
 
 # %% ../nbs/03_training.ipynb #ebb5670d
+def cached_run_dir(method: Method, stream: Stream, name: str | None = None) -> Path:
+    "The cache folder of `method`'s run on `stream`: named by the method and a fingerprint of the run's identity."
+    return cache_dir() / "runs" / f"{name or method.name}-{fingerprint(_fingerprint(method, stream))}"
+
 def run_cached(method: Method, stream: Stream, name: str | None = None) -> StreamResult:
     "`run_stream` checkpointed in the cache: a finished identical run is read back, an unfinished one resumes."
-    key = hashlib.sha256(json.dumps(_fingerprint(method, stream), sort_keys=True).encode()).hexdigest()[:16]
-    return run_stream(method, stream, checkpoint_dir=cache_dir() / "runs" / f"{name or method.name}-{key}", resume=True)
+    return run_stream(method, stream, checkpoint_dir=cached_run_dir(method, stream, name), resume=True)
 
 # %% ../nbs/03_training.ipynb #5c56b872
 def original_buggy_loss(model: nn.Module, batch: dict) -> torch.Tensor:
