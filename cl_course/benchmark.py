@@ -29,8 +29,8 @@ from .train import (Method, Stream, StreamResult, TrainConfig, _fingerprint, cou
                              prepare_stream, run_stream, stream_loaders)
 
 # %% auto #0
-__all__ = ['METHODS', 'SUMMARY_COLUMNS', 'QUICK', 'library_versions', 'run_benchmark', 'summary_table', 'format_summary',
-           'load_runs', 'plot_benchmark_matrices', 'plot_forgetting_curves', 'label_points',
+__all__ = ['METHODS', 'API_WORDS', 'SUMMARY_COLUMNS', 'QUICK', 'library_versions', 'run_benchmark', 'summary_table',
+           'format_summary', 'load_runs', 'plot_benchmark_matrices', 'plot_forgetting_curves', 'label_points',
            'plot_accuracy_vs_forgetting', 'dashboard_run', 'dashboard']
 
 # %% ../nbs/09_benchmark.ipynb #a2a2eda0
@@ -92,28 +92,34 @@ def _result_from_json(d: dict) -> StreamResult:
     return StreamResult(**d)
 
 # %% ../nbs/09_benchmark.ipynb #86ed1c90
-def _check_folder(out: Path, ident: dict, resume: bool, overwrite: bool) -> None:
+def _check_folder(out: Path, ident: dict, resume: bool, overwrite: bool, opt: dict) -> None:
     "Refuse a folder holding another experiment (unless `overwrite`) or this one's results (unless `resume` or `overwrite`); `overwrite` empties it."
     meta_f = out / "benchmark.json"
     if meta_f.exists():
         old = json.loads(meta_f.read_text()).get("identity", {})
         if old != ident and not overwrite:
             raise ValueError(f"{out} holds results of a different configuration (differs in: {'; '.join(identity_diff(old, ident)) or 'format'}); "
-                             "use another folder, or overwrite=True (--overwrite) to replace them.")
+                             f"use another folder, or {opt['overwrite']} to replace them.")
         if old == ident and not (resume or overwrite) and any((out / "runs").glob("*.json")):
-            raise FileExistsError(f"{out} already holds results of this configuration: pass resume=True (--resume) to finish "
-                                  "or reuse them, or overwrite=True (--overwrite) to start again.")
+            raise FileExistsError(f"{out} already holds results of this configuration: {opt['resume']} finishes or reuses "
+                                  f"them, {opt['overwrite']} starts again.")
     if overwrite:
         for f in sorted((out / "runs").rglob("*"), reverse=True):
             f.unlink() if f.is_file() else f.rmdir()
 
-def _read_run(f: Path, identity: dict) -> StreamResult:
+def _read_run(f: Path, identity: dict, opt: dict) -> StreamResult:
     "A finished run read back from `f`, refused if it was written by a run with another identity."
     d = json.loads(f.read_text())
     if d.get("identity") != identity:
         raise ValueError(f"{f} was written by a different run (differs in: {'; '.join(identity_diff(d.get('identity', {}), identity))}); "
-                         "use another folder, or overwrite=True (--overwrite) to start again.")
+                         f"use another folder, or {opt['overwrite']} to start again.")
     return _result_from_json(d)
+
+def _tasks_done(checkpoint: Path) -> int:
+    "How many tasks an interrupted run's checkpoint holds (read without loading its tensors)."
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["done"])
+
+API_WORDS = dict(resume="resume=True", overwrite="overwrite=True")   # how messages name the two options (the CLI: its flags)
 
 # %% ../nbs/09_benchmark.ipynb #ab903a80
 def run_benchmark(methods: list[str] | None = None,   # default: every method in `METHODS`
@@ -124,11 +130,13 @@ def run_benchmark(methods: list[str] | None = None,   # default: every method in
                   resume: bool = False,     # read back finished runs (each checked against its identity), continue interrupted ones
                   overwrite: bool = False,  # delete the results in out_dir and start again (not together with resume)
                   on_progress: Callable[[str], None] | None = None, # called with a line of text per step
+                  words: dict | None = None,  # how messages name resume and overwrite (default: API_WORDS)
                  ) -> "pd.DataFrame":
     "Run `methods` × `seeds` on one stream; write per-run JSON, results.csv and summary.csv; return the per-run table."
     import pandas as pd
+    opt = words or API_WORDS
     if resume and overwrite:
-        raise ValueError("resume=True (--resume) reuses the results in out_dir and overwrite=True (--overwrite) deletes them: pass one of them.")
+        raise ValueError(f"{opt['resume']} reuses the results in the folder and {opt['overwrite']} deletes them: choose one.")
     methods, seeds = check_methods(list(methods or METHODS)), [int(s) for s in seeds]
     if not seeds: raise ValueError("Give at least one seed.")
     config, params = config or course_config(), params or MethodParams()
@@ -136,7 +144,7 @@ def run_benchmark(methods: list[str] | None = None,   # default: every method in
     out = as_path(out_dir); (out / "runs").mkdir(parents=True, exist_ok=True)
     first = prepare_stream(config.replace(seed=seeds[0]))   # before deciding anything: the identity is that of the data actually read
     ident = _identity(first, params)
-    _check_folder(out, ident, resume, overwrite)
+    _check_folder(out, ident, resume, overwrite, opt)
     _write_json(out / "benchmark.json", dict(identity=ident, methods=methods, seeds=seeds, versions=library_versions(),
                                              data_source=dict(data=config.data, CL_COURSE_DATA=os.environ.get("CL_COURSE_DATA")),
                                              started=time.strftime("%Y-%m-%d %H:%M:%S")))
@@ -149,11 +157,15 @@ def run_benchmark(methods: list[str] | None = None,   # default: every method in
             identity = _run_identity(name, method, view)
             f = out / "runs" / f"{name}-seed{seed}.json"
             if resume and f.exists():
-                res = _read_run(f, identity)
+                res = _read_run(f, identity, opt)
                 say(f"{name} (seed {seed}): finished earlier, read back")
             else:
                 stream = stream or dataclasses.replace(view, loaders=stream_loaders(view.config, view.tasks, view.tokenizer))
-                say(f"{name} (seed {seed}): running")
+                ck = out / "runs" / f"{name}-seed{seed}" / "checkpoint.pt"
+                if ck.exists():
+                    k = _tasks_done(ck)
+                    say(f"resuming {name} seed {seed} at task {min(k + 1, len(view))}/{len(view)} ({k} done)")
+                else: say(f"{name} (seed {seed}): running")
                 t0 = time.perf_counter()
                 if name == "joint": res = run_joint(stream)
                 else: res = run_stream(method, stream, checkpoint_dir=out / "runs" / f"{name}-seed{seed}", resume=True)

@@ -159,7 +159,8 @@ def run_command(args: argparse.Namespace) -> int:
     from cl_course.benchmark import format_summary, run_benchmark, summary_table
     from cl_course.train import is_main_process
     say = (lambda s: None) if args.quiet else (lambda s: print(f"[cl-course] {s}", file=sys.stderr, flush=True))
-    table = run_benchmark(args.methods, cfg, args.seeds, params, args.out, resume=args.resume, overwrite=args.overwrite, on_progress=say)
+    table = run_benchmark(args.methods, cfg, args.seeds, params, args.out, resume=args.resume, overwrite=args.overwrite,
+                          on_progress=say, words=dict(resume="--resume", overwrite="--overwrite"))
     if not is_main_process(): return 0
     import pandas as pd
     with pd.option_context("display.width", 200, "display.max_columns", 50):
