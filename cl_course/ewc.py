@@ -77,18 +77,20 @@ def _has_rule(m: nn.Module) -> bool:
     return (type(m) in (nn.Linear, Conv1D) or (type(m) is nn.LayerNorm and len(m.normalized_shape) == 1)
             or (type(m) is nn.Embedding and m.max_norm is None and not m.scale_grad_by_freq))
 
-def _per_sample_grad(m: nn.Module, name: str, x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    "(B, *shape): each block's gradient of `m`'s weight `name`, from the layer's input `x` (B, T, in) and output gradient `d` (B, T, out)."
+def _per_sample_grad(m: nn.Module, name: str, x: torch.Tensor, d: torch.Tensor, acc: torch.Tensor | None = None) -> torch.Tensor:
+    "(B, *shape): each block's gradient of `m`'s weight `name` (plus `acc`), from the layer's input `x` (B, T, in) and output gradient `d` (B, T, out)."
     x = x.float() if x.is_floating_point() else x
-    if name == "bias": return d.sum(1)                                                    # (B, out)
-    if type(m) is Conv1D: return x.transpose(1, 2) @ d                                    # (B, in, out): y = x W + c
-    if type(m) is nn.Linear: return d.transpose(1, 2) @ x                                 # (B, out, in): y = x W^T + c
-    if type(m) is nn.LayerNorm: return (F.layer_norm(x, m.normalized_shape, eps=m.eps) * d).sum(1)   # (B, d)
-    B, V = len(d), m.num_embeddings                                                       # nn.Embedding: x (B, T) token ids
-    rows = (x + V * torch.arange(B, device=x.device)[:, None]).flatten()                  # (B*T,) rows of a (B*V, d) stack
-    g = d.new_zeros(B * V, d.shape[-1]).index_add_(0, rows, d.flatten(0, 1)).view(B, V, -1)
-    if m.padding_idx is not None: g[:, m.padding_idx] = 0
-    return g                                                                              # (B, V, d)
+    if type(m) is nn.Embedding and name == "weight":                                      # x (B, T) token ids: row x_t gets d_t
+        B, V = len(d), m.num_embeddings
+        if m.padding_idx is not None: d = d.masked_fill((x == m.padding_idx)[..., None], 0)   # that row is never trained
+        g = d.new_zeros(B, V, d.shape[-1]) if acc is None else acc
+        rows = (x + V * torch.arange(B, device=x.device)[:, None]).flatten()              # (B*T,) rows of g seen as (B*V, d)
+        return g.view(B * V, -1).index_add_(0, rows, d.flatten(0, 1)).view(B, V, -1)      # (B, V, d)
+    if name == "bias": g = d.sum(1)                                                       # (B, out)
+    elif type(m) is Conv1D: g = x.transpose(1, 2) @ d                                     # (B, in, out): y = x W + c
+    elif type(m) is nn.Linear: g = d.transpose(1, 2) @ x                                  # (B, out, in): y = x W^T + c
+    else: g = (F.layer_norm(x, m.normalized_shape, eps=m.eps) * d).sum(1)                 # LayerNorm's weight, (B, d)
+    return g if acc is None else acc.add_(g)
 
 def _graph_uses(loss: torch.Tensor) -> Counter:
     "How many times the autograd graph of `loss` uses each leaf tensor: id -> count."
@@ -116,9 +118,10 @@ def per_sample_sq_grads(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor 
         calls.append((m, x, out, x._version, out._version))
         return out
     handles = [m.register_forward_hook(record) for m in owners]
-    try: logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]                 # (B, T-1, V)
+    try: logits = model(input_ids=ids, attention_mask=mask).logits                         # (B, T, V)
     finally:
         for h in handles: h.remove()
+    tgt = F.pad(tgt, (0, 1), value=IGNORE_INDEX)   # (B, T): the last position has no target (and the logits need no slicing)
     ll = -F.cross_entropy(logits.flatten(0, 1).float(), tgt.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
     seen, graph = Counter(id(p) for m, *_ in calls for p in m.parameters(recurse=False) if p.requires_grad), _graph_uses(ll)
     if any(seen[i] != graph[i] for i in names) or any(x._version != vx or o._version != vo for _, x, o, vx, vo in calls):
@@ -128,13 +131,15 @@ def per_sample_sq_grads(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor 
     for (m, x, *_), d in zip(calls, deltas):
         for k, p in m.named_parameters(recurse=False):
             if p.requires_grad and d is not None: uses.setdefault(id(p), []).append((m, k, x, d.float()))
+    for us in uses.values(): us.sort(key=lambda u: type(u[0]) is nn.Embedding)   # embeddings last: they add into the others' result
     out = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in model.named_parameters() if p.requires_grad}
     step = max(1, max_elements // max(p.numel() for p in model.parameters() if p.requires_grad))   # blocks at a time
     with torch.no_grad():
         for i in range(0, B, step):
             for pid, us in uses.items():
-                g = sum(_per_sample_grad(m, k, x[i:i + step], d[i:i + step]) for m, k, x, d in us)   # (b, *shape), tied uses added
-                out[names[pid]] += g.pow(2).sum(0)
+                g = None      # (b, *shape): the blocks' gradients, every use of the weight added
+                for m, k, x, d in us: g = _per_sample_grad(m, k, x[i:i + step], d[i:i + step], acc=g)
+                for g_b in g: out[names[pid]].addcmul_(g_b, g_b)
     return out
 
 # %% ../nbs/06_ewc.ipynb #58160237

@@ -159,6 +159,19 @@ def test_vmap_fallback_warns_and_gives_the_same_result():
     close(got, brute_empirical(model, data))
 
 
+def test_a_padding_row_of_a_tied_embedding_gets_only_the_heads_gradient():
+    model = tiny_lm()
+    emb = torch.nn.Embedding(V, model.config.n_embd, padding_idx=3)
+    emb.weight = model.transformer.wte.weight   # still tied to the head
+    model.transformer.wte = emb
+    ids = torch.randint(1, V, (4, 9), generator=torch.Generator().manual_seed(0))
+    ids[:, 2] = 3
+    mask = torch.ones_like(ids)
+    tgt = next_token_targets(dict(labels=ids, attention_mask=mask))
+    got, ref = per_sample_sq_grads(model, ids, mask, tgt), per_sample_sq_grads_loop(model, ids, mask, tgt)
+    assert max_rel_diff(got, ref) <= 1e-6 and ref["transformer.wte.weight"][3].abs().max() > 0
+
+
 def test_a_weight_used_outside_its_layer_falls_back_to_the_loop():
     class Rescaled(GPT2LMHeadModel):   # ln_f's weight also scales the logits: a use the per-layer rules do not see
         def forward(self, *a, **kw):
