@@ -16,7 +16,8 @@ flagged "noisy". Ratios are of medians measured in the same run (the machine may
    Fisher of the same blocks (one forward and backward pass of the batch: the floor for any exact per-block method,
    which needs that forward, that backward to the activations and per-block weight gradients costing as much as the
    batch's). Agreement with the loop: the largest over weight tensors of max|a - b| / max|b|; the same against the
-   loop run in float64 (the float32 loop is not exact either). Peak memory (RSS) of one call of each, after the timing.
+   loop run in float64 (the float32 loop is not exact either). Peak memory (RSS) of one call of each, each in a fresh
+   process (so that no other call's memory is counted), above that process's memory before the call.
 3. The exact Fisher of a few target tokens with `cl_course.ewc.exact_sq_grads` (|context| + d backward passes per
    token) and by brute force (one backward pass per vocabulary entry), with their agreement (`--exact-tokens 0` skips it).
 
@@ -24,7 +25,7 @@ flagged "noisy". Ratios are of medians measured in the same run (the machine may
 size of `gpt2` without a download) and random token blocks. Writes benchmarks/results/ewc_overhead.json
 (ewc_overhead_gpt2_standin.json with --stand-in).
 """
-import argparse, copy, json, sys, time
+import argparse, copy, json, subprocess, sys, time
 from pathlib import Path
 
 import torch
@@ -35,6 +36,11 @@ from timing import Machine, PeakRSS, interleaved, summary
 
 def _sync():
     if torch.cuda.is_available(): torch.cuda.synchronize()
+
+
+def global_rel_diff(a: dict, b: dict) -> float:
+    "Largest |a - b| over all entries, relative to the largest |b| over all entries."
+    return max((a[n] - b[n]).abs().max().item() for n in b) / max(v.abs().max().item() for v in b.values())
 
 
 def max_rel_diff(a: dict, b: dict) -> float:
@@ -50,57 +56,86 @@ def timed(f):
     return run
 
 
-def per_sample_fisher(model, blocks: list[dict], repeats: int) -> dict:
+WAYS = {"hooks": "layer by layer (per_sample='hooks', the default)", "vmap": "torch.func (per_sample='vmap')",
+        "loop": "one backward pass per block (per_sample='loop', the reference)",
+        "batched_floor": "the batched Fisher: one forward and backward pass of the batch (a lower bound)"}
+
+
+def run_way(model, blocks: list[dict], way: str) -> dict:
+    "The Fisher of `blocks` computed `way` (one of WAYS)."
+    from cl_course.ewc import fisher_diag
+    return fisher_diag(model, blocks, "batched") if way == "batched_floor" else fisher_diag(model, blocks, "empirical", per_sample=way)
+
+
+def course_setup(a):
+    "(config, first task's training loader, model) of the course's configuration; the weights' values do not matter for timing."
+    from cl_course.train import course_config, prepare_stream
+    cfg = course_config(a.size, progress=False, pretrain_articles=0)
+    stream = prepare_stream(cfg)
+    return cfg, stream.loaders[0][0], stream.new_model()
+
+
+def fisher_setup(a, setup=None):
+    "(model, blocks) of part 2: the course's model and its first training blocks, or the stand-in and random blocks."
+    if a.stand_in:
+        from transformers import GPT2Config, GPT2LMHeadModel
+        torch.manual_seed(0)
+        model = GPT2LMHeadModel(GPT2Config()).eval()
+        B, T = a.fisher_blocks or 4, a.block_size
+        ids = torch.randint(0, model.config.vocab_size, (B, T), generator=torch.Generator().manual_seed(0))
+        mask = torch.ones_like(ids); mask[-1, -T // 8:] = 0   # the last block padded at its end
+        return model, [dict(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100))]
+    from cl_course.train import _to
+    cfg, loader, model = setup or course_setup(a)
+    device = next(model.parameters()).device
+    return model, [_to(b, device) for b, _ in zip(loader, range(max(1, (a.fisher_blocks or 32) // cfg.batch_size)))]
+
+
+def peak_memory(a, way: str) -> dict:
+    "Peak resident memory (MB) of one call of `way`, in a fresh process running this script with --peak-memory-of."
+    args = [sys.executable, __file__, "--peak-memory-of", way, "--threads", str(a.threads), "--block-size", str(a.block_size)]
+    args += (["--stand-in"] if a.stand_in else []) + (["--size", a.size] if a.size else []) + (["--fisher-blocks", str(a.fisher_blocks)] if a.fisher_blocks else [])
+    return json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
+
+
+def per_sample_fisher(a, model, blocks: list[dict]) -> dict:
     "Part 2: the empirical Fisher of `blocks` three ways and the batched Fisher, interleaved; ratios, agreement and memory."
     from cl_course.ewc import fisher_diag
-    ways = {"hooks": "layer by layer (per_sample='hooks', the default)", "vmap": "torch.func (per_sample='vmap')",
-            "loop": "one backward pass per block (per_sample='loop', the reference)",
-            "batched_floor": "the batched Fisher: one forward and backward pass of the batch (a lower bound)"}
-    run = lambda w: (fisher_diag(model, blocks, "batched") if w == "batched_floor" else fisher_diag(model, blocks, "empirical", per_sample=w))
-    times = interleaved({w: timed(lambda w=w: run(w)) for w in ways}, repeats)
+    times = interleaved({w: timed(lambda w=w: run_way(model, blocks, w)) for w in WAYS}, a.repeats)
     res = {w: summary(t) for w, t in times.items()}
-    memory, values = {}, {}
-    for w in ways:
-        with PeakRSS() as m: values[w] = run(w)
-        memory[w] = dict(peak_rss_MB=m.peak / 2**20, peak_above_start_MB=m.above_start / 2**20)
+    values = {w: run_way(model, blocks, w) for w in ("hooks", "vmap", "loop")}
     with torch.no_grad(): m64 = copy.deepcopy(model).double()
     f64 = fisher_diag(m64, blocks, "empirical", per_sample="loop")
     del m64
     med = {w: r["median"] for w, r in res.items()}
     return dict(
-        blocks=sum(len(b["input_ids"]) for b in blocks), block_size=blocks[0]["input_ids"].shape[1], variants=ways, timing=res,
+        blocks=sum(len(b["input_ids"]) for b in blocks), block_size=blocks[0]["input_ids"].shape[1], variants=WAYS, timing=res,
         loop_over_hooks=med["loop"] / med["hooks"], loop_over_vmap=med["loop"] / med["vmap"],
         loop_over_batched_floor=med["loop"] / med["batched_floor"], ratio_of="medians",
         loop_over_hooks_of_mins=res["loop"]["min"] / res["hooks"]["min"], loop_over_vmap_of_mins=res["loop"]["min"] / res["vmap"]["min"],
+        loop_over_batched_floor_of_mins=res["loop"]["min"] / res["batched_floor"]["min"],
         max_rel_diff_hooks_vs_loop=max_rel_diff(values["hooks"], values["loop"]),
         max_rel_diff_vmap_vs_loop=max_rel_diff(values["vmap"], values["loop"]),
         max_rel_diff_vs_float64={w: max_rel_diff(values[w], f64) for w in ("hooks", "vmap", "loop")},
         max_rel_diff_measure="max over weight tensors n of max|a_n - b_n| / max|b_n|, b = the loop's Fisher (or the float64 loop's)",
-        memory=memory, noisy=any(r["noisy"] for r in res.values()))
+        global_rel_diff_hooks_vs_loop=global_rel_diff(values["hooks"], values["loop"]),
+        global_rel_diff_measure="max over all entries of |a - b| / max over all entries of |b| (the looser measure used before)",
+        peak_memory_MB={w: peak_memory(a, w) for w in WAYS}, noisy=any(r["noisy"] for r in res.values()))
 
 
 def stand_in(a) -> dict:
-    "Part 2 on a full-size GPT-2 with random weights and random token blocks (the last block padded at its end)."
-    from transformers import GPT2Config, GPT2LMHeadModel
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config()).eval()
-    B, T = a.fisher_blocks or 4, a.block_size
-    ids = torch.randint(0, model.config.vocab_size, (B, T), generator=torch.Generator().manual_seed(0))
-    mask = torch.ones_like(ids); mask[-1, -T // 8:] = 0
-    blocks = [dict(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100))]
+    "Part 2 on a full-size GPT-2 with random weights and random token blocks."
+    model, blocks = fisher_setup(a)
     return dict(model="GPT2LMHeadModel(GPT2Config()), random weights", params=sum(p.numel() for p in model.parameters()),
-                attn_implementation=model.config._attn_implementation, fisher=per_sample_fisher(model, blocks, a.repeats))
+                attn_implementation=model.config._attn_implementation, fisher=per_sample_fisher(a, model, blocks))
 
 
 def course(a) -> dict:
     "Parts 1-3 on the course's model and data."
     from cl_course.ewc import EWC, exact_sq_grads, exact_sq_grads_bruteforce, keep_positions, next_token_targets
-    from cl_course.train import Method, _to, course_config, make_optimizer, prepare_stream, training_step
+    from cl_course.train import Method, _to, make_optimizer, training_step
 
-    cfg = course_config(a.size, progress=False, pretrain_articles=0)   # the weights' values do not matter for timing
-    stream = prepare_stream(cfg)
-    loader = stream.loaders[0][0]
-    model = stream.new_model()
+    cfg, loader, model = setup = course_setup(a)
     device = next(model.parameters()).device
     batch = _to(next(iter(loader)), device)
     res = dict(model=cfg.model, params=sum(p.numel() for p in model.parameters()), batch_size=cfg.batch_size,
@@ -126,8 +161,8 @@ def course(a) -> dict:
     res.update(penalty=pen, penalty_share_of_naive_step=pen["foreach"]["median"] / step["naive"]["median"])
 
     # 2. per-sample Fisher of the same blocks, three ways
-    blocks = [_to(b, device) for b, _ in zip(loader, range(max(1, (a.fisher_blocks or 32) // cfg.batch_size)))]
-    res["fisher"] = per_sample_fisher(model, blocks, a.repeats)
+    _, blocks = fisher_setup(a, setup)
+    res["fisher"] = per_sample_fisher(a, model, blocks)
 
     # 3. exact Fisher of a few tokens: |context| + d directions vs one backward pass per class
     if a.exact_tokens > 0:
@@ -138,8 +173,9 @@ def course(a) -> dict:
         out = {}
         def exact(): out["ours"] = exact_sq_grads(model, ids, tgt)
         def brute(): out["brute"] = exact_sq_grads_bruteforce(model, ids, tgt)
-        ex = {k: summary(v) for k, v in interleaved({"ours": timed(exact), "bruteforce": timed(brute)}, max(5, a.repeats // 2)).items()}
-        res["exact"] = dict(tokens=a.exact_tokens, vocab_size=model.get_output_embeddings().weight.shape[0], timing=ex,
+        n = max(5, a.repeats // 2)   # a brute-force repeat takes ~10 s per token on the tiny model
+        ex = {k: summary(v) for k, v in interleaved({"ours": timed(exact), "bruteforce": timed(brute)}, n).items()}
+        res["exact"] = dict(tokens=a.exact_tokens, repeats=n, vocab_size=model.get_output_embeddings().weight.shape[0], timing=ex,
                             bruteforce_over_ours=ex["bruteforce"]["median"] / ex["ours"]["median"],
                             max_rel_diff=max_rel_diff(out["ours"], out["brute"]))
     res["device"] = str(device)
@@ -150,16 +186,23 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", choices=["small", "full"], default=None)
     ap.add_argument("--stand-in", action="store_true", help="per-sample Fisher only, on GPT2LMHeadModel(GPT2Config()) with random weights")
-    ap.add_argument("--repeats", type=int, default=7, help="interleaved repeats of each measurement (>= 5)")
+    ap.add_argument("--repeats", type=int, default=None, help="interleaved repeats of each measurement, >= 5 (default 15; 5 with --stand-in)")
     ap.add_argument("--steps", type=int, default=5, help="training steps per timed repeat")
     ap.add_argument("--fisher-blocks", type=int, default=None, help="blocks for the per-sample Fisher (default 32; 4 with --stand-in)")
     ap.add_argument("--block-size", type=int, default=128, help="tokens per block with --stand-in")
     ap.add_argument("--exact-tokens", type=int, default=1, help="target tokens for the exact-Fisher comparison (0: skip)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads, pinned (default 1)")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--peak-memory-of", choices=list(WAYS), help=argparse.SUPPRESS)   # internal: one call, print its memory
     a = ap.parse_args()
+    a.repeats = a.repeats or (5 if a.stand_in else 15)
     if a.repeats < 5: ap.error("--repeats must be >= 5")
     torch.set_num_threads(a.threads)
+    if a.peak_memory_of:
+        model, blocks = fisher_setup(a)
+        with PeakRSS() as m: run_way(model, blocks, a.peak_memory_of)
+        print(json.dumps(dict(before=m.start / 2**20, peak=m.peak / 2**20, above_before=m.above_start / 2**20)))
+        return
     machine = Machine()
     res = dict(torch=torch.__version__, threads=torch.get_num_threads(), repeats=a.repeats, warmup_rounds=1,
                interleaved="A B C, then C B A, ...", spread="(max - min) / median", noisy_above=0.10)
@@ -179,7 +222,7 @@ def main():
           f"{f['loop_over_batched_floor']:.2f}; max relative difference {f['max_rel_diff_hooks_vs_loop']:.1e} (hooks), "
           f"{f['max_rel_diff_vmap_vs_loop']:.1e} (vmap); against float64: "
           + ", ".join(f"{w} {v:.1e}" for w, v in f["max_rel_diff_vs_float64"].items()))
-    print("  peak RSS above start (MB): " + ", ".join(f"{w} {m['peak_above_start_MB']:.0f}" for w, m in f["memory"].items()))
+    print("  peak RSS above the process's memory before the call (MB): " + ", ".join(f"{w} {m['above_before']:.0f}" for w, m in f["peak_memory_MB"].items()))
     if "exact" in res:
         print(f"exact Fisher of {a.exact_tokens} token(s): brute force / ours {res['exact']['bruteforce_over_ours']:.1f} "
               f"(max relative difference {res['exact']['max_rel_diff']:.1e})")
