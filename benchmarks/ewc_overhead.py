@@ -1,139 +1,232 @@
-"""What EWC costs: the penalty's overhead on a training step, and per-sample Fisher gradients with `torch.func`
-against a loop of single-sample backward passes. Everything is measured in one run, interleaved, median of repeats:
-ratios, not absolute times (the machine may be shared).
+"""What EWC costs: the penalty's overhead on a training step, the per-sample Fisher computed three ways, and the exact
+Fisher against brute force. Every comparison runs its variants interleaved (A B C, C B A, ...) after a warm-up, with the
+thread count pinned, and reports min, median and spread = (max - min) / median of the repeats; a spread above 10 % is
+flagged "noisy". Ratios are of medians measured in the same run (the machine may be shared: the JSON says how much).
 
-    python benchmarks/ewc_overhead.py                  # CPU, tiny config
-    python benchmarks/ewc_overhead.py --size full      # GPU, pretrained gpt2
+    python benchmarks/ewc_overhead.py                      # CPU, the course's tiny config, 1 thread
+    python benchmarks/ewc_overhead.py --threads 2 --out benchmarks/results/ewc_overhead_2threads.json
+    python benchmarks/ewc_overhead.py --stand-in           # per-sample Fisher only, full-size GPT-2 with random weights
+    python benchmarks/ewc_overhead.py --size full          # GPU, pretrained gpt2
 
 1. EWC training step / naive training step: same model, same batch, same optimizer settings; the EWC method holds a
-   Fisher and anchor for every parameter (as after the first task). Target: <= 1.05 on CPU for the tiny config.
-   The penalty alone is also timed with `torch._foreach_*` (what `EWC.penalty` does) and with a Python loop over
-   the parameters.
-2. The per-sample (empirical) Fisher on the same blocks with `torch.func` (vmap over grad) and with one backward pass
-   per block: time ratio, and the largest difference between the two (they must agree).
-3. The exact Fisher of a few target tokens, computed with `cl_course.ewc.exact_sq_grads` (|context| + d backward passes
-   per token) and by brute force (one backward pass per vocabulary entry), with their agreement (`--exact-tokens 0`
-   skips it).
+   Fisher and anchor for every parameter (as after the first task). The penalty alone is also timed with
+   `torch._foreach_*` (what `EWC.penalty` does) and with a Python loop over the parameters.
+2. The per-sample (empirical) Fisher of the same blocks, `fisher_diag(..., per_sample=...)`: layer by layer ("hooks"),
+   with `torch.func` ("vmap") and with one backward pass per block ("loop", the reference), next to the `batched`
+   Fisher of the same blocks (one forward and backward pass of the batch: the floor for any exact per-block method,
+   which needs that forward, that backward to the activations and per-block weight gradients costing as much as the
+   batch's). Agreement with the loop: the largest over weight tensors of max|a - b| / max|b|; the same against the
+   loop run in float64 (the float32 loop is not exact either). Peak memory (RSS) of one call of each, each in a fresh
+   process (so that no other call's memory is counted), above that process's memory before the call.
+3. The exact Fisher of a few target tokens with `cl_course.ewc.exact_sq_grads` (|context| + d backward passes per
+   token) and by brute force (one backward pass per vocabulary entry), with their agreement (`--exact-tokens 0` skips it).
 
-Writes benchmarks/results/ewc_overhead.json.
+`--stand-in` runs part 2 only, on `transformers.GPT2LMHeadModel(GPT2Config())` (124 M parameters, random weights: the
+size of `gpt2` without a download) and random token blocks. Writes benchmarks/results/ewc_overhead.json
+(ewc_overhead_gpt2_standin.json with --stand-in).
 """
-import argparse, json, statistics, time
+import argparse, copy, json, subprocess, sys, time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from timing import Machine, PeakRSS, interleaved, summary
 
 
 def _sync():
     if torch.cuda.is_available(): torch.cuda.synchronize()
 
 
-def _max_rel_diff(a: dict, b: dict) -> float:
-    "Largest |a - b| relative to the largest |b|, over all parameters."
-    scale = max(v.abs().max().item() for v in b.values())
-    return max((a[n] - b[n]).abs().max().item() for n in a) / scale
+def global_rel_diff(a: dict, b: dict) -> float:
+    "Largest |a - b| over all entries, relative to the largest |b| over all entries."
+    return max((a[n] - b[n]).abs().max().item() for n in b) / max(v.abs().max().item() for v in b.values())
+
+
+def max_rel_diff(a: dict, b: dict) -> float:
+    "Largest over the weight tensors of max|a - b| / max|b| (each tensor relative to its own largest entry)."
+    return max((a[n] - b[n]).abs().max().item() / b[n].abs().max().item() for n in b if b[n].abs().max() > 0)
+
+
+def timed(f):
+    "f as a variant for `interleaved`: runs it and returns its seconds."
+    def run():
+        _sync(); t0 = time.perf_counter(); f(); _sync()
+        return time.perf_counter() - t0
+    return run
+
+
+WAYS = {"hooks": "layer by layer (per_sample='hooks', the default)", "vmap": "torch.func (per_sample='vmap')",
+        "loop": "one backward pass per block (per_sample='loop', the reference)",
+        "batched_floor": "the batched Fisher: one forward and backward pass of the batch (a lower bound)"}
+
+
+def run_way(model, blocks: list[dict], way: str) -> dict:
+    "The Fisher of `blocks` computed `way` (one of WAYS)."
+    from cl_course.ewc import fisher_diag
+    return fisher_diag(model, blocks, "batched") if way == "batched_floor" else fisher_diag(model, blocks, "empirical", per_sample=way)
+
+
+def course_setup(a):
+    "(config, first task's training loader, model) of the course's configuration; the weights' values do not matter for timing."
+    from cl_course.train import course_config, prepare_stream
+    cfg = course_config(a.size, progress=False, pretrain_articles=0)
+    stream = prepare_stream(cfg)
+    return cfg, stream.loaders[0][0], stream.new_model()
+
+
+def fisher_setup(a, setup=None):
+    "(model, blocks) of part 2: the course's model and its first training blocks, or the stand-in and random blocks."
+    if a.stand_in:
+        from transformers import GPT2Config, GPT2LMHeadModel
+        torch.manual_seed(0)
+        model = GPT2LMHeadModel(GPT2Config()).eval()
+        B, T = a.fisher_blocks or 4, a.block_size
+        ids = torch.randint(0, model.config.vocab_size, (B, T), generator=torch.Generator().manual_seed(0))
+        mask = torch.ones_like(ids); mask[-1, -T // 8:] = 0   # the last block padded at its end
+        return model, [dict(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100))]
+    from cl_course.train import _to
+    cfg, loader, model = setup or course_setup(a)
+    device = next(model.parameters()).device
+    return model, [_to(b, device) for b, _ in zip(loader, range(max(1, (a.fisher_blocks or 32) // cfg.batch_size)))]
+
+
+def peak_memory(a, way: str) -> dict:
+    "Peak resident memory (MB) of one call of `way`, in a fresh process running this script with --peak-memory-of."
+    args = [sys.executable, __file__, "--peak-memory-of", way, "--threads", str(a.threads), "--block-size", str(a.block_size)]
+    args += (["--stand-in"] if a.stand_in else []) + (["--size", a.size] if a.size else []) + (["--fisher-blocks", str(a.fisher_blocks)] if a.fisher_blocks else [])
+    return json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
+
+
+def per_sample_fisher(a, model, blocks: list[dict]) -> dict:
+    "Part 2: the empirical Fisher of `blocks` three ways and the batched Fisher, interleaved; ratios, agreement and memory."
+    from cl_course.ewc import fisher_diag
+    times = interleaved({w: timed(lambda w=w: run_way(model, blocks, w)) for w in WAYS}, a.repeats)
+    res = {w: summary(t) for w, t in times.items()}
+    values = {w: run_way(model, blocks, w) for w in ("hooks", "vmap", "loop")}
+    with torch.no_grad(): m64 = copy.deepcopy(model).double()
+    f64 = fisher_diag(m64, blocks, "empirical", per_sample="loop")
+    del m64
+    med = {w: r["median"] for w, r in res.items()}
+    return dict(
+        blocks=sum(len(b["input_ids"]) for b in blocks), block_size=blocks[0]["input_ids"].shape[1], variants=WAYS, timing=res,
+        loop_over_hooks=med["loop"] / med["hooks"], loop_over_vmap=med["loop"] / med["vmap"],
+        loop_over_batched_floor=med["loop"] / med["batched_floor"], ratio_of="medians",
+        loop_over_hooks_of_mins=res["loop"]["min"] / res["hooks"]["min"], loop_over_vmap_of_mins=res["loop"]["min"] / res["vmap"]["min"],
+        loop_over_batched_floor_of_mins=res["loop"]["min"] / res["batched_floor"]["min"],
+        max_rel_diff_hooks_vs_loop=max_rel_diff(values["hooks"], values["loop"]),
+        max_rel_diff_vmap_vs_loop=max_rel_diff(values["vmap"], values["loop"]),
+        max_rel_diff_vs_float64={w: max_rel_diff(values[w], f64) for w in ("hooks", "vmap", "loop")},
+        max_rel_diff_measure="max over weight tensors n of max|a_n - b_n| / max|b_n|, b = the loop's Fisher (or the float64 loop's)",
+        global_rel_diff_hooks_vs_loop=global_rel_diff(values["hooks"], values["loop"]),
+        global_rel_diff_measure="max over all entries of |a - b| / max over all entries of |b| (the looser measure used before)",
+        peak_memory_MB={w: peak_memory(a, w) for w in WAYS}, noisy=any(r["noisy"] for r in res.values()))
+
+
+def stand_in(a) -> dict:
+    "Part 2 on a full-size GPT-2 with random weights and random token blocks."
+    model, blocks = fisher_setup(a)
+    return dict(model="GPT2LMHeadModel(GPT2Config()), random weights", params=sum(p.numel() for p in model.parameters()),
+                attn_implementation=model.config._attn_implementation, fisher=per_sample_fisher(a, model, blocks))
+
+
+def course(a) -> dict:
+    "Parts 1-3 on the course's model and data."
+    from cl_course.ewc import EWC, exact_sq_grads, exact_sq_grads_bruteforce, keep_positions, next_token_targets
+    from cl_course.train import Method, _to, make_optimizer, training_step
+
+    cfg, loader, model = setup = course_setup(a)
+    device = next(model.parameters()).device
+    batch = _to(next(iter(loader)), device)
+    res = dict(model=cfg.model, params=sum(p.numel() for p in model.parameters()), batch_size=cfg.batch_size,
+               block_size=cfg.block_size, steps_per_repeat=a.steps)
+
+    # 1. training step: naive vs EWC (a Fisher and anchor for every trainable parameter)
+    ewc = EWC(max_fisher_samples=16)
+    ewc.after_task(model, 0, loader)
+    def steps(method):
+        params = method.trainable_parameters(model)
+        opt, sched = make_optimizer(params, cfg, 10**6)
+        return timed(lambda: [training_step(model, batch, method, 1, opt, sched, cfg, params) for _ in range(a.steps)])
+    step = {k: summary([t / a.steps for t in v]) for k, v in interleaved({"naive": steps(Method()), "ewc": steps(ewc)}, a.repeats).items()}
+    res.update(train_step=step, ewc_over_naive_step=step["ewc"]["median"] / step["naive"]["median"])
+
+    # the penalty alone, forward and backward: foreach (EWC.penalty) vs a Python loop over parameters, 10 calls per repeat
+    named = dict(model.named_parameters())
+    def pen_foreach(): ewc.penalty(model, 1).backward()
+    def pen_loop(): sum((ewc.fisher[n] * (named[n] - ewc.anchor[n]) ** 2).sum() for n in ewc.fisher).mul(0.5 * ewc.lam).backward()
+    pen = interleaved({"foreach": timed(lambda: [pen_foreach() for _ in range(10)]), "python_loop": timed(lambda: [pen_loop() for _ in range(10)])}, a.repeats)
+    pen = {k: summary([t / 10 for t in v]) for k, v in pen.items()}
+    model.zero_grad(set_to_none=True)
+    res.update(penalty=pen, penalty_share_of_naive_step=pen["foreach"]["median"] / step["naive"]["median"])
+
+    # 2. per-sample Fisher of the same blocks, three ways
+    _, blocks = fisher_setup(a, setup)
+    res["fisher"] = per_sample_fisher(a, model, blocks)
+
+    # 3. exact Fisher of a few tokens: |context| + d directions vs one backward pass per class
+    if a.exact_tokens > 0:
+        b0 = blocks[0]
+        ids = b0["input_ids"][:1]
+        tgt = keep_positions(next_token_targets(b0)[:1].cpu(), a.exact_tokens, torch.Generator().manual_seed(0)).to(device)
+        model.eval()
+        out = {}
+        def exact(): out["ours"] = exact_sq_grads(model, ids, tgt)
+        def brute(): out["brute"] = exact_sq_grads_bruteforce(model, ids, tgt)
+        n = max(5, a.repeats // 2)   # a brute-force repeat takes ~10 s per token on the tiny model
+        ex = {k: summary(v) for k, v in interleaved({"ours": timed(exact), "bruteforce": timed(brute)}, n).items()}
+        res["exact"] = dict(tokens=a.exact_tokens, repeats=n, vocab_size=model.get_output_embeddings().weight.shape[0], timing=ex,
+                            bruteforce_over_ours=ex["bruteforce"]["median"] / ex["ours"]["median"],
+                            max_rel_diff=max_rel_diff(out["ours"], out["brute"]))
+    res["device"] = str(device)
+    return res
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", choices=["small", "full"], default=None)
-    ap.add_argument("--repeats", type=int, default=15, help="interleaved repeats of each measurement")
+    ap.add_argument("--stand-in", action="store_true", help="per-sample Fisher only, on GPT2LMHeadModel(GPT2Config()) with random weights")
+    ap.add_argument("--repeats", type=int, default=None, help="interleaved repeats of each measurement, >= 5 (default 15; 5 with --stand-in)")
     ap.add_argument("--steps", type=int, default=5, help="training steps per timed repeat")
-    ap.add_argument("--fisher-blocks", type=int, default=32, help="blocks for the per-sample Fisher comparison")
-    ap.add_argument("--exact-tokens", type=int, default=2, help="target tokens for the exact-Fisher comparison (0: skip)")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "ewc_overhead.json"))
+    ap.add_argument("--fisher-blocks", type=int, default=None, help="blocks for the per-sample Fisher (default 32; 4 with --stand-in)")
+    ap.add_argument("--block-size", type=int, default=128, help="tokens per block with --stand-in")
+    ap.add_argument("--exact-tokens", type=int, default=1, help="target tokens for the exact-Fisher comparison (0: skip)")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads, pinned (default 1)")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--peak-memory-of", choices=list(WAYS), help=argparse.SUPPRESS)   # internal: one call, print its memory
     a = ap.parse_args()
-    if a.threads: torch.set_num_threads(a.threads)
-
-    from cl_course.ewc import EWC, exact_sq_grads, exact_sq_grads_bruteforce, fisher_diag, keep_positions, next_token_targets
-    from cl_course.train import Method, _to, course_config, make_optimizer, prepare_stream, training_step
-
-    cfg = course_config(a.size, progress=False, pretrain_articles=0)   # the weights' values do not matter for timing
-    stream = prepare_stream(cfg)
-    loader = stream.loaders[0][0]
-    model = stream.new_model()
-    device = next(model.parameters()).device
-    batch = _to(next(iter(loader)), device)
-    n_params = sum(p.numel() for p in model.parameters())
-
-    # 1. training step: naive vs EWC (a Fisher and anchor for every trainable parameter)
-    ewc = EWC(max_fisher_samples=16)
-    ewc.after_task(model, 0, loader)
-    runs = {}
-    for name, method in (("naive", Method()), ("ewc", ewc)):
-        params = method.trainable_parameters(model)
-        opt, sched = make_optimizer(params, cfg, 10**6)
-        runs[name] = (method, opt, sched, params)
-
-    def step_time(name):
-        method, opt, sched, params = runs[name]
-        _sync(); t0 = time.perf_counter()
-        for _ in range(a.steps): training_step(model, batch, method, 1, opt, sched, cfg, params)
-        _sync(); return (time.perf_counter() - t0) / a.steps
-
-    for name in runs: step_time(name)   # warm-up
-    steps = {"naive": [], "ewc": []}
-    for r in range(a.repeats):
-        for name in (("naive", "ewc") if r % 2 == 0 else ("ewc", "naive")): steps[name].append(step_time(name))
-    med = {k: statistics.median(v) for k, v in steps.items()}
-
-    # the penalty alone, forward and backward: foreach (EWC.penalty) vs a Python loop over parameters
-    named = dict(model.named_parameters())
-    def pen_foreach():
-        ewc.penalty(model, 1).backward()
-    def pen_loop():
-        sum((ewc.fisher[n] * (named[n] - ewc.anchor[n]) ** 2).sum() for n in ewc.fisher).mul(0.5 * ewc.lam).backward()
-    pen = {"foreach": [], "python_loop": []}
-    for f in (pen_foreach, pen_loop): f()
-    for r in range(a.repeats):
-        for name, f in ((("foreach", pen_foreach), ("python_loop", pen_loop)) if r % 2 == 0 else (("python_loop", pen_loop), ("foreach", pen_foreach))):
-            model.zero_grad(set_to_none=True)
-            _sync(); t0 = time.perf_counter()
-            for _ in range(10): f()
-            _sync(); pen[name].append((time.perf_counter() - t0) / 10)
-    model.zero_grad(set_to_none=True)
-
-    # 2. per-sample Fisher: torch.func vs loop, same blocks
-    blocks = [b for b, _ in zip(loader, range(max(1, a.fisher_blocks // cfg.batch_size)))]
-    fisher = {"torch_func": [], "loop": []}
-    out = {}
-    for name, vec in (("torch_func", True), ("loop", False)): out[name] = fisher_diag(model, blocks, "empirical", vectorize=vec)
-    for r in range(max(3, a.repeats // 3)):
-        for name, vec in ((("torch_func", True), ("loop", False)) if r % 2 == 0 else (("loop", False), ("torch_func", True))):
-            _sync(); t0 = time.perf_counter(); out[name] = fisher_diag(model, blocks, "empirical", vectorize=vec); _sync()
-            fisher[name].append(time.perf_counter() - t0)
-    fmed = {k: statistics.median(v) for k, v in fisher.items()}
-
-    res = dict(
-        device=str(device), torch=torch.__version__, threads=torch.get_num_threads(), model=cfg.model, params=n_params,
-        batch_size=cfg.batch_size, block_size=cfg.block_size, repeats=a.repeats, steps_per_repeat=a.steps,
-        train_step_seconds=steps, train_step_median=med, ewc_over_naive_step=med["ewc"] / med["naive"],
-        penalty_seconds=pen, penalty_median={k: statistics.median(v) for k, v in pen.items()},
-        penalty_share_of_naive_step=statistics.median(pen["foreach"]) / med["naive"],
-        fisher_blocks=sum(len(b["input_ids"]) for b in blocks), fisher_seconds=fisher, fisher_median=fmed,
-        loop_over_torch_func=fmed["loop"] / fmed["torch_func"], fisher_max_rel_diff=_max_rel_diff(out["torch_func"], out["loop"]))
-
-    # 3. exact Fisher of a few tokens: |context| + d directions vs one backward pass per class
-    if a.exact_tokens > 0:
-        b0 = blocks[0]
-        ids = b0["input_ids"][:1].to(device)
-        tgt = keep_positions(next_token_targets(b0)[:1], a.exact_tokens, torch.Generator().manual_seed(0)).to(device)
-        model.eval()
-        t0 = time.perf_counter(); fast = exact_sq_grads(model, ids, tgt); _sync(); t_fast = time.perf_counter() - t0
-        t0 = time.perf_counter(); slow = exact_sq_grads_bruteforce(model, ids, tgt); _sync(); t_slow = time.perf_counter() - t0
-        res.update(exact_tokens=a.exact_tokens, exact_seconds=t_fast, exact_bruteforce_seconds=t_slow,
-                   bruteforce_over_exact=t_slow / t_fast, exact_max_rel_diff=_max_rel_diff(fast, slow),
-                   vocab_size=model.get_output_embeddings().weight.shape[0])
-
-    out_path = Path(a.out); out_path.parent.mkdir(parents=True, exist_ok=True)
+    a.repeats = a.repeats or (5 if a.stand_in else 15)
+    if a.repeats < 5: ap.error("--repeats must be >= 5")
+    torch.set_num_threads(a.threads)
+    if a.peak_memory_of:
+        model, blocks = fisher_setup(a)
+        with PeakRSS() as m: run_way(model, blocks, a.peak_memory_of)
+        print(json.dumps(dict(before=m.start / 2**20, peak=m.peak / 2**20, above_before=m.above_start / 2**20)))
+        return
+    machine = Machine()
+    res = dict(torch=torch.__version__, threads=torch.get_num_threads(), repeats=a.repeats, warmup_rounds=1,
+               interleaved="A B C, then C B A, ...", spread="(max - min) / median", noisy_above=0.10)
+    res.update(stand_in(a) if a.stand_in else course(a))
+    res["machine"] = machine.record()
+    default = "ewc_overhead_gpt2_standin.json" if a.stand_in else "ewc_overhead.json"
+    out_path = Path(a.out or Path(__file__).parent / "results" / default); out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(res, indent=1))
-    print(f"EWC step / naive step: {res['ewc_over_naive_step']:.3f}  (median {med['ewc']*1e3:.1f} vs {med['naive']*1e3:.1f} ms; "
-          f"penalty alone {res['penalty_median']['foreach']*1e3:.2f} ms with foreach, {res['penalty_median']['python_loop']*1e3:.2f} ms with a loop)")
-    print(f"per-sample Fisher, loop / torch.func: {res['loop_over_torch_func']:.2f}  (max relative difference {res['fisher_max_rel_diff']:.1e})")
-    if a.exact_tokens > 0:
-        print(f"exact Fisher of {a.exact_tokens} tokens: brute force / ours {res['bruteforce_over_exact']:.1f}  "
-              f"(max relative difference {res['exact_max_rel_diff']:.1e})")
-    print(f"-> {out_path}")
+
+    f = res["fisher"]
+    ms = lambda s: f"{s['median'] * 1e3:.0f} ms (spread {s['spread']:.0%})"
+    if not a.stand_in:
+        print(f"EWC step / naive step: {res['ewc_over_naive_step']:.3f}  (median {ms(res['train_step']['ewc'])} vs {ms(res['train_step']['naive'])})")
+    print(f"per-sample Fisher of {f['blocks']} blocks: loop {ms(f['timing']['loop'])}, layer by layer {ms(f['timing']['hooks'])}, "
+          f"torch.func {ms(f['timing']['vmap'])}, batched floor {ms(f['timing']['batched_floor'])}")
+    print(f"  loop / layer by layer {f['loop_over_hooks']:.2f}, loop / torch.func {f['loop_over_vmap']:.2f}, loop / floor "
+          f"{f['loop_over_batched_floor']:.2f}; max relative difference {f['max_rel_diff_hooks_vs_loop']:.1e} (hooks), "
+          f"{f['max_rel_diff_vmap_vs_loop']:.1e} (vmap); against float64: "
+          + ", ".join(f"{w} {v:.1e}" for w, v in f["max_rel_diff_vs_float64"].items()))
+    print("  peak RSS above the process's memory before the call (MB): " + ", ".join(f"{w} {m['above_before']:.0f}" for w, m in f["peak_memory_MB"].items()))
+    if "exact" in res:
+        print(f"exact Fisher of {a.exact_tokens} token(s): brute force / ours {res['exact']['bruteforce_over_ours']:.1f} "
+              f"(max relative difference {res['exact']['max_rel_diff']:.1e})")
+    print(f"machine: other processes used {res['machine']['other_processes_cores']:.2f} cores on average -> {out_path}")
 
 
 if __name__ == "__main__":

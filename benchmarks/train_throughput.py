@@ -1,23 +1,33 @@
-"""Training throughput of the course's loop (`cl_course.train.train_task`) against a plain `transformers.Trainer`,
-same model, same data, same batch size, measured in one run (alternating, median of repeats): a ratio, not an absolute time.
+"""Training throughput of the course's loop (`cl_course.train.train_task`) against a plain `transformers.Trainer`: same
+model, same data, same batch size, one epoch each. The two run interleaved (A B, then B A, ...) after one untimed run
+of each, with the thread count pinned; the JSON has the min, median and spread = (max - min) / median of each (flagged
+"noisy" above 10 %), the ratio of the medians (and of the mins) measured in the same run, and how much CPU other
+processes used meanwhile (the machine may be shared).
 
-    python benchmarks/train_throughput.py                 # CPU, tiny config
+    python benchmarks/train_throughput.py                 # CPU, tiny config, 1 thread
     python benchmarks/train_throughput.py --size full     # GPU, pretrained gpt2
 
 Writes benchmarks/results/train_throughput_<device>.json.
 """
-import argparse, json, os, statistics, sys, tempfile, time
+import argparse, json, sys, tempfile, time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from timing import Machine, interleaved, summary
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", choices=["small", "full"], default=None)
     ap.add_argument("--blocks", type=int, default=128, help="training blocks per measurement")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5, help="interleaved repeats of each (>= 5)")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads, pinned (default 1)")
     a = ap.parse_args()
+    if a.repeats < 5: ap.error("--repeats must be >= 5")
+    torch.set_num_threads(a.threads)
+    machine = Machine()
     from transformers import Trainer, TrainingArguments
     from cl_course.train import Method, course_config, prepare_stream, train_task
     cfg = course_config(a.size, max_train_blocks=a.blocks, epochs=1, progress=False, pretrain_articles=0)
@@ -25,10 +35,12 @@ def main():
     loader = stream.loaders[0][0]
     data = loader.dataset
     n_tokens = data.n_tokens
+    cuda = torch.cuda.is_available()
 
     def ours():
         model = stream.new_model()
         t0 = time.perf_counter(); train_task(model, loader, Method(), cfg, task_id=0)
+        if cuda: torch.cuda.synchronize()
         return time.perf_counter() - t0
 
     def trainer():
@@ -38,24 +50,29 @@ def main():
                                      learning_rate=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=int(cfg.warmup_frac * len(loader)),
                                      lr_scheduler_type=cfg.schedule, max_grad_norm=cfg.grad_clip, report_to=[],
                                      save_strategy="no", logging_strategy="no", disable_tqdm=True, seed=cfg.seed,
-                                     bf16=torch.cuda.is_available(), dataloader_num_workers=0, use_cpu=not torch.cuda.is_available())
+                                     bf16=cuda, dataloader_num_workers=0, use_cpu=not cuda)
             t = Trainer(model=model, args=args, train_dataset=data)
             t0 = time.perf_counter(); t.train()
+            if cuda: torch.cuda.synchronize()
             return time.perf_counter() - t0
 
-    ours(); trainer()   # warm-up
-    times = {"cl_course": [], "transformers.Trainer": []}
-    for _ in range(a.repeats):
-        times["cl_course"].append(ours()); times["transformers.Trainer"].append(trainer())
-    med = {k: statistics.median(v) for k, v in times.items()}
-    res = dict(device=str(next(stream.new_model().parameters()).device), model=cfg.model, tokens=n_tokens,
-               batch_size=cfg.batch_size, block_size=cfg.block_size, repeats=a.repeats, seconds=times,
-               tokens_per_second={k: n_tokens / v for k, v in med.items()},
-               ratio_ours_over_trainer=med["transformers.Trainer"] / med["cl_course"], torch=torch.__version__)
-    dev = "cuda" if torch.cuda.is_available() else "cpu"
-    out = Path(__file__).parent / "results" / f"train_throughput_{dev}.json"
-    out.write_text(json.dumps(res, indent=1))
-    print(json.dumps(res["tokens_per_second"], indent=1), f"\nspeed ratio (ours / Trainer): {res['ratio_ours_over_trainer']:.2f}", f"\n-> {out}")
+    times = interleaved({"cl_course": ours, "transformers.Trainer": trainer}, a.repeats)
+    if torch.get_num_threads() != a.threads: raise RuntimeError(f"the thread count changed to {torch.get_num_threads()} during the run")
+    res = {k: summary(v) for k, v in times.items()}
+    med = {k: r["median"] for k, r in res.items()}
+    out = dict(device="cuda" if cuda else "cpu", torch=torch.__version__, threads=a.threads, model=cfg.model, tokens=n_tokens,
+               batch_size=cfg.batch_size, block_size=cfg.block_size, repeats=a.repeats, warmup_rounds=1,
+               interleaved="A B, then B A, ...", spread="(max - min) / median", noisy_above=0.10, timing=res,
+               tokens_per_second_of_median={k: n_tokens / v for k, v in med.items()},
+               ratio_ours_over_trainer=med["transformers.Trainer"] / med["cl_course"], ratio_of="medians (speed: Trainer's seconds / ours)",
+               ratio_of_mins=res["transformers.Trainer"]["min"] / res["cl_course"]["min"],
+               noisy=any(r["noisy"] for r in res.values()), machine=machine.record())
+    path = Path(__file__).parent / "results" / f"train_throughput_{out['device']}.json"
+    path.write_text(json.dumps(out, indent=1))
+    for k, r in res.items():
+        print(f"{k}: median {r['median']:.2f} s, min {r['min']:.2f} s, spread {r['spread']:.0%}{' (noisy)' if r['noisy'] else ''}")
+    print(f"speed ratio (ours / Trainer): {out['ratio_ours_over_trainer']:.2f} of medians, {out['ratio_of_mins']:.2f} of mins; "
+          f"other processes used {out['machine']['other_processes_cores']:.2f} cores on average -> {path}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections import Counter
 from contextlib import contextmanager
 from typing import Callable, Iterable
 
@@ -18,16 +19,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vjp, vmap
+from transformers.pytorch_utils import Conv1D
 
 from .metrics import plot_stream_curves, plot_task_matrix, summarize
 from .train import (IGNORE_INDEX, Method, Stream, StreamResult, course_config, original_buggy_loss,
                              prepare_stream, run_cached, run_stream)
 
 # %% auto #0
-__all__ = ['EXACT_FISHER_LIMITS', 'DEFAULT_LAMBDA', 'ONLINE_GAMMA', 'SWEEP_LAMBDAS', 'LAMBDA_CHOICES', 'next_token_targets',
-           'keep_positions', 'eager_attention', 'per_sample_sq_grads', 'per_sample_sq_grads_loop', 'exact_sq_grads',
-           'exact_sq_grads_bruteforce', 'fisher_diag', 'EWC', 'original_fisher', 'lambda_sweep', 'sweep_table',
-           'plot_lambda_sweep', 'plot_ewc_run', 'ewc_experiment', 'lambda_slider', 'ewc_widget']
+__all__ = ['PER_SAMPLE_WAYS', 'EXACT_FISHER_LIMITS', 'DEFAULT_LAMBDA', 'ONLINE_GAMMA', 'SWEEP_LAMBDAS', 'LAMBDA_CHOICES',
+           'next_token_targets', 'keep_positions', 'per_sample_sq_grads', 'eager_attention', 'per_sample_sq_grads_vmap',
+           'per_sample_sq_grads_loop', 'exact_sq_grads', 'exact_sq_grads_bruteforce', 'fisher_diag', 'EWC',
+           'original_fisher', 'lambda_sweep', 'sweep_table', 'plot_lambda_sweep', 'plot_ewc_run', 'ewc_experiment',
+           'lambda_slider', 'ewc_widget']
 
 # %% ../nbs/06_ewc.ipynb #822745e7
 from .cli import FISHER_KINDS, MethodParams   # declared where the command line reads them without importing PyTorch
@@ -69,6 +72,77 @@ def _blocks(loader, max_samples=None, max_positions=None, generator=None):
         seen += len(ids)
         yield ids, mask, tgt
 
+# %% ../nbs/06_ewc.ipynb #5a1c0e21
+def _has_rule(m: nn.Module) -> bool:
+    "Whether `_per_sample_grad` knows the weights of `m`."
+    return (type(m) in (nn.Linear, Conv1D) or (type(m) is nn.LayerNorm and len(m.normalized_shape) == 1)
+            or (type(m) is nn.Embedding and m.max_norm is None and not m.scale_grad_by_freq))
+
+def _per_sample_grad(m: nn.Module, name: str, x: torch.Tensor, d: torch.Tensor, acc: torch.Tensor | None = None) -> torch.Tensor:
+    "(B, *shape): each block's gradient of `m`'s weight `name` (plus `acc`), from the layer's input `x` (B, T, in) and output gradient `d` (B, T, out)."
+    x = x.float() if x.is_floating_point() else x
+    if type(m) is nn.Embedding and name == "weight":                                      # x (B, T) token ids: row x_t gets d_t
+        B, V = len(d), m.num_embeddings
+        if m.padding_idx is not None: d = d.masked_fill((x == m.padding_idx)[..., None], 0)   # that row is never trained
+        g = d.new_zeros(B, V, d.shape[-1]) if acc is None else acc
+        rows = (x + V * torch.arange(B, device=x.device)[:, None]).flatten()              # (B*T,) rows of g seen as (B*V, d)
+        return g.view(B * V, -1).index_add_(0, rows, d.flatten(0, 1)).view(B, V, -1)      # (B, V, d)
+    if name == "bias": g = d.sum(1)                                                       # (B, out)
+    elif type(m) is Conv1D: g = x.transpose(1, 2) @ d                                     # (B, in, out): y = x W + c
+    elif type(m) is nn.Linear: g = d.transpose(1, 2) @ x                                  # (B, out, in): y = x W^T + c
+    else: g = (F.layer_norm(x, m.normalized_shape, eps=m.eps) * d).sum(1)                 # LayerNorm's weight, (B, d)
+    return g if acc is None else acc.add_(g)
+
+def _graph_uses(loss: torch.Tensor) -> Counter:
+    "How many times the autograd graph of `loss` uses each leaf tensor: id -> count."
+    uses, seen, todo = Counter(), set(), [loss.grad_fn]
+    while todo:
+        for node, _ in todo.pop().next_functions:
+            if node is None: continue
+            if hasattr(node, "variable"): uses[id(node.variable)] += 1   # an AccumulateGrad node: one use of a leaf
+            elif node not in seen: seen.add(node); todo.append(node)
+    return uses
+
+# %% ../nbs/06_ewc.ipynb #9d3b7f42
+def per_sample_sq_grads(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor | None, tgt: torch.Tensor,
+                        max_elements: int = 2**26) -> dict[str, torch.Tensor]:
+    "Sum over blocks of each block's squared log-likelihood gradient, layer by layer from one forward and backward pass."
+    names = {id(p): n for n, p in model.named_parameters() if p.requires_grad}
+    owners = [m for m in model.modules() if any(p.requires_grad for p in m.parameters(recurse=False))]
+    for m in owners:
+        if not _has_rule(m): raise NotImplementedError(f"no per-sample gradient rule for {type(m).__name__}")
+    B, calls = len(ids), []   # calls: (layer, input, output, their versions) of every call of a layer with trainable weights
+    def record(m, inputs, out):
+        x = inputs[0]
+        if out.shape[0] == 1 and B > 1: x, out = x.expand(B, *x.shape[1:]), out.expand(B, *out.shape[1:])  # positions: one copy per block
+        if out.shape[0] != B: raise NotImplementedError(f"the output of {type(m).__name__} is not one row per block")
+        calls.append((m, x, out, x._version, out._version))
+        return out
+    handles = [m.register_forward_hook(record) for m in owners]
+    try: logits = model(input_ids=ids, attention_mask=mask).logits                         # (B, T, V)
+    finally:
+        for h in handles: h.remove()
+    tgt = F.pad(tgt, (0, 1), value=IGNORE_INDEX)   # (B, T): the last position has no target (and the logits need no slicing)
+    ll = -F.cross_entropy(logits.flatten(0, 1).float(), tgt.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
+    seen, graph = Counter(id(p) for m, *_ in calls for p in m.parameters(recurse=False) if p.requires_grad), _graph_uses(ll)
+    if any(seen[i] != graph[i] for i in names) or any(x._version != vx or o._version != vo for _, x, o, vx, vo in calls):
+        raise NotImplementedError("a trainable weight is used outside the layers with per-sample rules (or changed in place)")
+    deltas = torch.autograd.grad(ll, [o for _, _, o, *_ in calls], allow_unused=True)     # d ll / d output, (B, T, out) each
+    uses = {}                 # weight id -> [(layer, its name there, input, output gradient)]: a tied weight has two
+    for (m, x, *_), d in zip(calls, deltas):
+        for k, p in m.named_parameters(recurse=False):
+            if p.requires_grad and d is not None: uses.setdefault(id(p), []).append((m, k, x, d.float()))
+    for us in uses.values(): us.sort(key=lambda u: type(u[0]) is nn.Embedding)   # embeddings last: they add into the others' result
+    out = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in model.named_parameters() if p.requires_grad}
+    step = max(1, max_elements // max(p.numel() for p in model.parameters() if p.requires_grad))   # blocks at a time
+    with torch.no_grad():
+        for i in range(0, B, step):
+            for pid, us in uses.items():
+                g = None      # (b, *shape): the blocks' gradients, every use of the weight added
+                for m, k, x, d in us: g = _per_sample_grad(m, k, x[i:i + step], d[i:i + step], acc=g)
+                for g_b in g: out[names[pid]].addcmul_(g_b, g_b)
+    return out
+
 # %% ../nbs/06_ewc.ipynb #58160237
 @contextmanager
 def eager_attention(model: nn.Module):
@@ -100,8 +174,8 @@ def _block_loglik_fn(model: nn.Module):
         return (lp * (tgt != IGNORE_INDEX)).sum()
     return f
 
-def per_sample_sq_grads(model: nn.Module, ids: torch.Tensor, tgt: torch.Tensor, chunk: int | None = None) -> dict[str, torch.Tensor]:
-    "Sum over blocks of each block's squared log-likelihood gradient, with `vmap(grad(...))` (blocks right-padded)."
+def per_sample_sq_grads_vmap(model: nn.Module, ids: torch.Tensor, tgt: torch.Tensor, chunk: int | None = None) -> dict[str, torch.Tensor]:
+    "The same sum with `vmap(grad(...))` over the blocks (blocks right-padded)."
     trainable, frozen, buffers = _split_params(model)
     g = vmap(grad(_block_loglik_fn(model)), in_dims=(None, None, None, 0, 0))
     out = {n: torch.zeros_like(p) for n, p in trainable.items()}
@@ -112,7 +186,7 @@ def per_sample_sq_grads(model: nn.Module, ids: torch.Tensor, tgt: torch.Tensor, 
     return out
 
 def per_sample_sq_grads_loop(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, tgt: torch.Tensor) -> dict[str, torch.Tensor]:
-    "The same sum with one backward pass per block (the slow reference, and the fallback)."
+    "The same sum with one backward pass per block (the reference, and the fallback)."
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     out = {n: torch.zeros_like(p) for n, p in params}
     for i in range(len(ids)):
@@ -192,22 +266,25 @@ def _sample_targets(model, ids, mask, tgt, generator) -> torch.Tensor:
     y = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator).view(tgt.shape)
     return y.masked_fill(tgt == IGNORE_INDEX, IGNORE_INDEX)
 
+PER_SAMPLE_WAYS = ("hooks", "vmap", "loop")   # layer by layer, torch.func, a loop of backward passes
+
 def fisher_diag(model: nn.Module,
                 loader: Iterable[dict],             # batches of packed blocks (`input_ids`, `attention_mask`, `labels`)
                 kind: str = "empirical",            # "exact", "sampled", "empirical" or "batched"
                 max_samples: int | None = None,     # use at most this many blocks (None: the whole loader)
                 max_positions: int | None = None,   # use at most this many random real targets per block (for "exact")
                 seed: int = 0,                      # for the sampled labels and the chosen positions
-                vectorize: bool = True,             # per-sample gradients with torch.func (False: a loop of backward passes)
+                per_sample: str = "hooks",          # per-block gradients: "hooks" (layer by layer), "vmap" (torch.func) or "loop"
                ) -> dict[str, torch.Tensor]:
     "Diagonal Fisher information of `model`'s trainable parameters on `loader`, per real target token; name -> tensor."
     _check_kind(kind); _check_count(max_samples, "max_samples"); _check_count(max_positions, "max_positions")
+    if per_sample not in PER_SAMPLE_WAYS: raise ValueError(f"per_sample must be one of {PER_SAMPLE_WAYS}, got {per_sample!r}.")
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     if not params: raise ValueError("fisher_diag: the model has no trainable parameters.")
     device = next(iter(params.values())).device
     acc = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
     g_pos, g_dev = torch.Generator().manual_seed(seed), torch.Generator(device=device).manual_seed(seed)
-    n_tokens, n_batches, use_vmap = 0, 0, vectorize
+    n_tokens, n_batches, way = 0, 0, per_sample   # `way` becomes "loop" if a faster way cannot run on this model
     was_training = model.training
     model.eval()
     try:
@@ -228,12 +305,12 @@ def fisher_diag(model: nn.Module,
             else:
                 if kind == "sampled": tgt = _sample_targets(model, ids, mask, tgt, g_dev)
                 sq = None
-                if use_vmap and _right_padded(mask):
-                    try: sq = per_sample_sq_grads(model, ids, tgt)
-                    except RuntimeError as e:
-                        warnings.warn(f"fisher_diag: torch.func.vmap cannot run on this model ({str(e).splitlines()[0][:160]}); "
+                if way == "hooks" or (way == "vmap" and _right_padded(mask)):
+                    try: sq = per_sample_sq_grads(model, ids, mask, tgt) if way == "hooks" else per_sample_sq_grads_vmap(model, ids, tgt)
+                    except RuntimeError as e:   # NotImplementedError (hooks) is one too
+                        warnings.warn(f"fisher_diag: per_sample={way!r} cannot run on this model ({str(e).splitlines()[0][:160]}); "
                                       "falling back to one backward pass per block (slower, same result).")
-                        use_vmap = False
+                        way = "loop"
                 if sq is None: sq = per_sample_sq_grads_loop(model, ids, mask, tgt)
             for k, v in sq.items(): acc[k] += v
     finally:

@@ -12,8 +12,8 @@ from torch.utils.data import DataLoader
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from cl_course.data import BlockDataset
-from cl_course.ewc import (EWC, FISHER_KINDS, ewc_experiment, ewc_widget, exact_sq_grads_bruteforce, fisher_diag,
-                           keep_positions, next_token_targets, original_fisher)
+from cl_course.ewc import (EWC, FISHER_KINDS, PER_SAMPLE_WAYS, ewc_experiment, ewc_widget, exact_sq_grads_bruteforce, fisher_diag,
+                           keep_positions, next_token_targets, original_fisher, per_sample_sq_grads, per_sample_sq_grads_loop)
 from cl_course.train import Stream, TrainConfig, causal_lm_loss, load_checkpoint, save_checkpoint, train_task
 
 V = 29
@@ -63,7 +63,31 @@ def close(a, b, rtol=1e-5):
 def test_empirical_matches_a_loop_of_per_sample_backward_passes():
     model, data = tiny_lm(), batches()
     close(fisher_diag(model, data, "empirical"), brute_empirical(model, data))
-    close(fisher_diag(model, data, "empirical", vectorize=False), brute_empirical(model, data))
+    close(fisher_diag(model, data, "empirical", per_sample="loop"), brute_empirical(model, data))
+    close(fisher_diag(model, data, "empirical", per_sample="vmap"), brute_empirical(model, data))
+
+
+def max_rel_diff(a, b):
+    "Largest over the weight tensors of max|a - b| / max|b| (the benchmark's measure)."
+    return max((a[n] - b[n]).abs().max().item() / b[n].abs().max().item() for n in b)
+
+
+@pytest.mark.parametrize("tied, frozen, pad", [(True, None, "right"), (False, None, "right"), (True, "transformer.wte.weight", "right"),
+                                               (False, "transformer.h.0.ln_1.bias", "left"), (True, None, "none")])
+def test_layer_by_layer_equals_the_loop(tied, frozen, pad):
+    "Tied or untied head, a frozen weight, padding at either end: the layer-by-layer sums equal the loop's to 1e-6."
+    model = tiny_lm(tied=tied)
+    if frozen: dict(model.named_parameters())[frozen].requires_grad_(False)
+    b = {k: torch.cat([d[k] for d in batches(n=6, T=9)]) for k in ("input_ids", "attention_mask")}
+    ids, mask = b["input_ids"], b["attention_mask"]
+    if pad == "left": ids, mask = ids.flip(1), mask.flip(1)
+    if pad == "none": mask = torch.ones_like(mask)
+    tgt = next_token_targets(dict(labels=ids.masked_fill(mask == 0, -100), attention_mask=mask))
+    ref = per_sample_sq_grads_loop(model, ids, mask, tgt)
+    for max_elements in (2**26, 1):   # all blocks at once, one block at a time
+        got = per_sample_sq_grads(model, ids, mask, tgt, max_elements=max_elements)
+        assert set(got) == set(ref) and (frozen is None or frozen not in got) and not any(v.requires_grad for v in got.values())
+        assert max_rel_diff(got, ref) <= 1e-6
 
 
 @pytest.mark.parametrize("tied, freeze_embedding", [(True, False), (False, False), (True, True)])
@@ -131,8 +155,38 @@ def test_vmap_fallback_warns_and_gives_the_same_result():
     picky = Picky(model.config).eval()
     picky.load_state_dict(model.state_dict())
     with pytest.warns(UserWarning, match="falling back"):
-        got = fisher_diag(picky, data, "empirical")
+        got = fisher_diag(picky, data, "empirical", per_sample="vmap")
     close(got, brute_empirical(model, data))
+
+
+def test_a_padding_row_of_a_tied_embedding_gets_only_the_heads_gradient():
+    model = tiny_lm()
+    emb = torch.nn.Embedding(V, model.config.n_embd, padding_idx=3)
+    emb.weight = model.transformer.wte.weight   # still tied to the head
+    model.transformer.wte = emb
+    ids = torch.randint(1, V, (4, 9), generator=torch.Generator().manual_seed(0))
+    ids[:, 2] = 3
+    mask = torch.ones_like(ids)
+    tgt = next_token_targets(dict(labels=ids, attention_mask=mask))
+    got, ref = per_sample_sq_grads(model, ids, mask, tgt), per_sample_sq_grads_loop(model, ids, mask, tgt)
+    assert max_rel_diff(got, ref) <= 1e-6 and ref["transformer.wte.weight"][3].abs().max() > 0
+
+
+def test_a_weight_used_outside_its_layer_falls_back_to_the_loop():
+    class Rescaled(GPT2LMHeadModel):   # ln_f's weight also scales the logits: a use the per-layer rules do not see
+        def forward(self, *a, **kw):
+            out = super().forward(*a, **kw)
+            out.logits = out.logits * self.transformer.ln_f.weight.mean()
+            return out
+    model, data = tiny_lm(), batches()
+    resc = Rescaled(model.config).eval()
+    resc.load_state_dict(model.state_dict())
+    with pytest.raises(NotImplementedError, match="outside the layers"):
+        ids, mask = data[0]["input_ids"], data[0]["attention_mask"]
+        per_sample_sq_grads(resc, ids, mask, next_token_targets(data[0]))
+    with pytest.warns(UserWarning, match="falling back"):
+        got = fisher_diag(resc, data, "empirical")
+    close(got, brute_empirical(resc, data))
 
 
 def test_original_fisher_uses_the_unshifted_padded_loss():
@@ -212,6 +266,8 @@ def test_bad_hyperparameters(kw, msg):
 def test_bad_fisher_input():
     model = tiny_lm()
     with pytest.raises(ValueError, match="Unknown Fisher kind"): fisher_diag(model, batches(), "diag")
+    with pytest.raises(ValueError, match="per_sample"): fisher_diag(model, batches(), per_sample="vectorize")
+    assert PER_SAMPLE_WAYS == ("hooks", "vmap", "loop")
     empty = [dict(input_ids=torch.tensor([[4, 0, 0]]), attention_mask=torch.tensor([[1, 0, 0]]), labels=torch.tensor([[4, -100, -100]]))]
     for kind in FISHER_KINDS:
         with pytest.raises(ValueError, match="no real"): fisher_diag(model, empty, kind)
