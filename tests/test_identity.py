@@ -107,7 +107,7 @@ def test_benchmark_resume_refuses_other_data_and_reads_back_the_same(corpora, tm
 
 def test_overwrite_and_resume(corpora, tmp_path):
     cfg, out = course_config("small", data=str(corpora["a"]), **TINY), tmp_path / "bench"
-    with pytest.raises(ValueError, match="resume=True .*overwrite=True .*pass one of them"):
+    with pytest.raises(ValueError, match="resume=True .*overwrite=True .*choose one"):
         run_benchmark(["naive"], cfg, [0], out_dir=out, resume=True, overwrite=True)
     run_benchmark(["naive"], cfg, [0], out_dir=out)
     with pytest.raises(FileExistsError, match="resume=True"):
@@ -147,7 +147,7 @@ def test_cli_resume_after_changing_cl_course_data_is_refused(corpora, tmp_path):
     r = cli("run", *quick, env={"CL_COURSE_DATA": str(corpora["a"])}, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     r = cli("run", *quick, "--resume", "--overwrite", env={"CL_COURSE_DATA": str(corpora["a"])}, cwd=tmp_path)
-    assert r.returncode == 2 and "pass one of them" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert r.returncode == 2 and "choose one" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     r = cli("run", *quick, "--resume", env={"CL_COURSE_DATA": str(corpora["b"])}, cwd=tmp_path)
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1 and "data fingerprint" in lines[0] and "Traceback" not in r.stderr, r.stderr
