@@ -192,6 +192,7 @@ PRETRAIN_SEED = 0   # the small models' pretraining seed: one starting model for
 
 def _tokenizer_definition(tokenizer) -> str:
     "What makes a tokenizer split text the way it does (vocabulary, merges, special tokens, normalisation), as text; not its run-time settings."
+    if tokenizer is None: return "none"   # a stream of ready-made blocks
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None: d = dict(vocab=sorted(tokenizer.get_vocab().items()))
     else: d = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}

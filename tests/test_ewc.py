@@ -289,7 +289,7 @@ def tiny_stream(n_tasks=2):
         blocks = {k: torch.cat([b[k] for b in bs]) for k in bs[0]}
         return DataLoader(BlockDataset(blocks), batch_size=2)
     loaders = [(loader(d), loader(d)) for d in data]
-    return Stream(TrainConfig(epochs=1, progress=False), [SimpleNamespace(name=f"t{i}") for i in range(n_tasks)], None, loaders)
+    return Stream(TrainConfig(epochs=1, progress=False), [SimpleNamespace(name=f"t{i}", train=[], eval=[]) for i in range(n_tasks)], None, loaders)
 
 
 def test_the_widget_callback_runs_a_stream_and_draws():

@@ -123,12 +123,14 @@ def test_a_long_paragraph_is_read_with_bounded_memory(tmp_path):
     assert peak < 4 * LONG, f"peak {peak / 2**20:.0f} MiB for a {LONG / 2**20:.0f} MiB file"
 
 
-CLI = ["-m", "cl_course.benchmark", "run", "--methods", "naive", "--quiet", "--data"]   # + the file
+CLI = ["-m", "cl_course.cli", "run", "--methods", "naive", "--quiet", "--data"]   # + the file
 
-# `python -m cl_course.benchmark run ...` for every file, in one interpreter (each fresh one spends ~5 s importing torch):
+# `python -m cl_course.cli run ...` for every file, in one interpreter (each fresh one spends ~5 s importing torch):
 # runpy runs the module as __main__ exactly as `-m` does; an exception escaping it is what `-m` would print as a traceback.
 DRIVER = """
-import contextlib, io, json, runpy, sys, traceback
+import contextlib, io, json, runpy, sys, traceback, warnings
+# a real `-m` starts a fresh interpreter; here the module stays imported after the first file, which runpy warns about
+warnings.filterwarnings("ignore", message=".*found in sys.modules.*", category=RuntimeWarning)
 args, out = json.loads(sys.argv[1]), {}
 for f in json.loads(sys.argv[2]):
     err = io.StringIO()

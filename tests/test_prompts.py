@@ -64,7 +64,7 @@ class FakeStream:
         self.names = [f"t{t}" for t in range(n_tasks)]
     def __len__(self): return len(self.loaders)
     def new_model(self): return tiny()
-    def fingerprint(self): return "fake"
+    def fingerprint(self): return dict(data="fake", tokenizer="fake")
 
 
 class CrashAfter(ProgressivePrompts):
