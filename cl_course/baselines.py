@@ -14,7 +14,8 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
 from .metrics import summarize
-from .train import Method, Stream, StreamResult, evaluate_all, run_cached, run_stream, train_task, METRICS
+from .train import (Method, Stream, StreamResult, evaluate_all, evaluate_general, general_columns, run_cached, run_stream,
+                             train_task, METRICS)
 
 # %% auto #0
 __all__ = ['run_joint', 'ExperienceReplay', 'result_summary', 'comparison_table']
@@ -26,13 +27,15 @@ def run_joint(stream: Stream, model: torch.nn.Module | None = None) -> StreamRes
     model = model if model is not None else stream.new_model()
     method = Method()
     rows = {m: [v] for m, v in evaluate_all(model, stream, method).items()}
+    general = [evaluate_general(model, stream, method, 0)]
     data = ConcatDataset([tr.dataset for tr, _ in stream.loaders])
     loader = DataLoader(data, batch_size=c.batch_size, shuffle=True, generator=torch.Generator().manual_seed(c.seed))
     stats = train_task(model, loader, method, c, task_id=0, desc=f"joint · {len(stream)} tasks")
     for m, v in evaluate_all(model, stream, method).items(): rows[m].append(v)
+    general.append(evaluate_general(model, stream, method, 0))
     return StreamResult("joint", stream.names, *(np.array(rows[m]) for m in METRICS), train_seconds=stats["seconds"],
                         train_tokens=stats["tokens"], trainable_params=sum(p.numel() for p in model.parameters()),
-                        config=c.to_dict())
+                        config=c.to_dict(), general=general_columns(general))
 
 # %% ../nbs/05_baselines.ipynb #e5063bec
 class ExperienceReplay(Method):
@@ -102,6 +105,7 @@ def result_summary(result: StreamResult) -> dict:
         else:   # joint training: only before/after
             row.update({f"ACC_{tag}" if tag == "acc" else "final_ppl": float(R[-1].mean()), f"BWT_{tag}": np.nan,
                         f"FWT_{tag}": np.nan, f"forgetting_{tag}": np.nan})
+    row["general_ppl_change"] = result.general_ppl_change   # > 0: the model lost some of its general language ability
     for j, v in enumerate(result.perplexity[-1]): row[f"ppl_task{j}"] = float(v)
     row.update(train_seconds=result.train_seconds, tokens_per_second=result.tokens_per_second,
                trainable_params=result.trainable_params, extra_memory_MB=result.extra_memory_bytes / 2**20)

@@ -180,7 +180,7 @@ def run_benchmark(methods: list[str] | None = None,   # default: every method in
     return table
 
 # %% ../nbs/09_benchmark.ipynb #ce334fbe
-SUMMARY_COLUMNS = ["ACC_acc", "BWT_acc", "FWT_acc", "forgetting_acc", "final_ppl", "BWT_ppl", "forgetting_ppl",
+SUMMARY_COLUMNS = ["ACC_acc", "BWT_acc", "FWT_acc", "forgetting_acc", "final_ppl", "BWT_ppl", "forgetting_ppl", "general_ppl_change",
                    "trainable_params", "extra_memory_MB", "train_seconds", "tokens_per_second"]
 
 def summary_table(results: "pd.DataFrame") -> "pd.DataFrame":
@@ -198,14 +198,14 @@ def format_summary(summary: "pd.DataFrame") -> "pd.DataFrame":
     def fmt(m, s, prec):
         if pd.isna(m): return "–"
         return f"{m:.{prec}f}" + (f" ± {s:.{prec}f}" if pd.notna(s) else "")
-    prec = dict(ACC_acc=4, BWT_acc=4, FWT_acc=4, forgetting_acc=4, final_ppl=1, BWT_ppl=1, forgetting_ppl=1,
+    prec = dict(ACC_acc=4, BWT_acc=4, FWT_acc=4, forgetting_acc=4, final_ppl=1, BWT_ppl=1, forgetting_ppl=1, general_ppl_change=1,
                 extra_memory_MB=2, train_seconds=0, tokens_per_second=0)
     cols = {}
     for c in SUMMARY_COLUMNS:
         if c == "trainable_params": cols[c] = summary[c].map(lambda v: f"{int(v):,}")
         else: cols[c] = [fmt(m, s, prec[c]) for m, s in zip(summary[c], summary[f"{c}_std"])]
     names = dict(ACC_acc="ACC", BWT_acc="BWT", FWT_acc="FWT", forgetting_acc="forgetting", final_ppl="final ppl",
-                 BWT_ppl="BWT (ppl)", forgetting_ppl="forgetting (ppl)", trainable_params="trainable params",
+                 BWT_ppl="BWT (ppl)", forgetting_ppl="forgetting (ppl)", general_ppl_change="Δ general ppl", trainable_params="trainable params",
                  extra_memory_MB="extra MB", train_seconds="train s", tokens_per_second="tokens/s")
     return pd.DataFrame(cols, index=summary.index).rename(columns=names)
 
@@ -232,13 +232,14 @@ def plot_benchmark_matrices(runs: dict[str, StreamResult], metric: str = "accura
     return fig
 
 def plot_forgetting_curves(runs: dict[str, StreamResult], metric: str = "accuracy"):
-    "Each sequential method's score on every task after each stage (one panel per method)."
+    "Each sequential method's score on every task after each stage, and on general text (dashed; one panel per method)."
     import matplotlib.pyplot as plt
     from cl_course.metrics import plot_stream_curves
     seq = {n: r for n, r in runs.items() if getattr(r, metric).shape[0] > 2}
     ncol = min(3, len(seq)); nrow = math.ceil(len(seq) / ncol)
     fig, axs = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 3.6 * nrow), squeeze=False, sharey=True)
-    for ax, (n, r) in zip(axs.flat, seq.items()): plot_stream_curves(getattr(r, metric), metric=metric, ax=ax, title=n)
+    for ax, (n, r) in zip(axs.flat, seq.items()):
+        plot_stream_curves(getattr(r, metric), metric=metric, ax=ax, title=n, general=r.general.get(metric))
     for ax in list(axs.flat)[len(seq):]: ax.axis("off")
     fig.tight_layout()
     return fig

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['METHOD_NAMES', 'FISHER_KINDS', 'MethodParams', 'check_methods', 'make_parser', 'config_from_args', 'check_device',
-           'run_command', 'main']
+__all__ = ['METHOD_NAMES', 'FISHER_KINDS', 'BUDGET_NAMES', 'MethodParams', 'check_methods', 'make_parser', 'config_from_args',
+           'check_device', 'run_command', 'main']
 
 # %% ../nbs/10_cli.ipynb #5a370b74
 METHOD_NAMES = ("naive", "joint", "replay", "ewc", "online-ewc", "prompts", "lora-shared", "lora-per-task", "o-lora")
 FISHER_KINDS = ("exact", "sampled", "empirical", "batched")   # EWC's estimates of the Fisher (06_ewc)
+BUDGET_NAMES = ("default", "smoke")                           # `cl_course.train.BUDGETS` (checked there)
 
 @dataclass
 class MethodParams:
@@ -92,7 +93,8 @@ def make_parser() -> argparse.ArgumentParser:
     pos, d = _typed(int, 1, name="positive int"), MethodParams()
     r.add_argument("--methods", type=_method_list, default=list(METHOD_NAMES), help=f"comma-separated, from: {', '.join(METHOD_NAMES)} (default: all)")
     r.add_argument("--size", choices=["small", "full"], default=None, help="course configuration (default: full on a GPU, else small)")
-    r.add_argument("--model", default=None, help="model name (gpt2-tiny, gpt2-mini, gpt2, ...); default: the size's")
+    r.add_argument("--model", default=None, help="model name (gpt2-tiny, gpt2-mini, gpt2, ...) or a folder written by save_pretrained; default: the size's")
+    r.add_argument("--budget", choices=BUDGET_NAMES, default=None, help="smoke: every code path at a few steps per task (minutes on a CPU, even at full size); default: $CL_COURSE_BUDGET, else default")
     r.add_argument("--data", default=None, help="WikiText hub config or local file/folder; default: $CL_COURSE_DATA, else the hub")
     r.add_argument("--split", default=None, choices=["train", "validation", "test"], help="WikiText split; default: the size's")
     r.add_argument("--max-articles", type=pos, default=None, help="read at most this many articles")
@@ -123,7 +125,7 @@ def config_from_args(args: argparse.Namespace) -> tuple["TrainConfig", MethodPar
     from cl_course.train import course_config
     over = {k: getattr(args, k) for k in ("model", "data", "split", "max_articles", "n_tasks", "epochs", "lr", "batch_size",
                                           "max_train_blocks", "device") if getattr(args, k) is not None}
-    cfg = course_config(args.size, progress=not args.quiet and sys.stderr.isatty(), **over)
+    cfg = course_config(args.size, args.budget, progress=not args.quiet and sys.stderr.isatty(), **over)
     params = MethodParams(memory_size=args.memory_size, replay_mix=args.replay_mix, ewc_lambda=args.ewc_lambda,
                           ewc_gamma=args.ewc_gamma, ewc_fisher=args.ewc_fisher, prompt_len=args.prompt_len, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha)
     return cfg, params
@@ -154,8 +156,9 @@ def run_command(args: argparse.Namespace) -> int:
     if args.resume and args.overwrite: raise ValueError("--resume and --overwrite contradict each other; choose one.")
     check_device(args.device)
     cfg, params = config_from_args(args)
-    from cl_course.models import model_names
-    if cfg.model not in model_names(): raise ValueError(f"Unknown model {cfg.model!r}; use one of {', '.join(model_names())}.")
+    from cl_course.models import check_model_dir, model_dir, tokenizer_name_for
+    tokenizer_name_for(cfg.model)   # an unknown name or a missing folder: one line, before any data is read
+    if (folder := model_dir(cfg.model)) is not None: check_model_dir(folder)
     from cl_course.benchmark import format_summary, run_benchmark, summary_table
     from cl_course.train import is_main_process
     say = (lambda s: None) if args.quiet else (lambda s: print(f"[cl-course] {s}", file=sys.stderr, flush=True))

@@ -222,6 +222,7 @@ def plot_stream_curves(scores: np.ndarray,                     # (T+1, T) or (T,
                        boundaries: Sequence[float] | None = None, # steps where one task ends and the next begins (T-1 values)
                        ax: plt.Axes | None = None,
                        title: str | None = None,
+                       general: Sequence[float] | None = None, # (K,) scores on general text (in no task) at the same rows: a black dashed line
                       ) -> plt.Figure:
     "One line per task over the stream (x: training stage, or `steps`), with each task's training span shaded."
     higher = direction(metric) > 0
@@ -258,6 +259,10 @@ def plot_stream_curves(scores: np.ndarray,                     # (T+1, T) or (T,
         for v in (boundaries or []): ax.axvline(v, color="grey", ls="--", lw=1)
     for j in range(T):
         ax.plot(x, S[:, j], color=_task_color(j), lw=2, marker="o" if steps is None else None, ms=5, label=names[j])
+    if general is not None and len(general):
+        G = _check_values(_as_float(general, "general"), metric, "general")
+        if G.shape != (K,): raise ValueError(f"general must have one score per row of scores, shape ({K},), got {G.shape}.")
+        ax.plot(x, G, color="black", ls="--", lw=1.5, marker="s" if steps is None else None, ms=4, label="general text")
     if steps is None: ax.set_xticks(x, ticks, rotation=20, ha="right"); ax.set_xlabel("training stage")
     else: ax.set_xlabel("training step")
     if metric == "perplexity": ax.set_yscale("log"); _plain_log_ticks(ax.yaxis)

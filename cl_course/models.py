@@ -17,8 +17,9 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 # %% auto #0
-__all__ = ['GPT2_NAMES', 'EOT', 'SMALL_CONFIGS', 'pick_device', 'pick_dtype', 'gpt2_tokenizer_offline', 'train_bpe_tokenizer',
-           'load_tokenizer', 'SmallConfig', 'model_names', 'tokenizer_name_for', 'load_model',
+__all__ = ['GPT2_NAMES', 'EOT', 'SMALL_CONFIGS', 'MODEL_DIR_ENV', 'WEIGHT_FILES', 'pick_device', 'pick_dtype',
+           'gpt2_tokenizer_offline', 'train_bpe_tokenizer', 'load_tokenizer', 'SmallConfig', 'model_names',
+           'tokenizer_name_for', 'model_dir', 'check_model_dir', 'model_context', 'model_fingerprint', 'load_model',
            'load_model_and_tokenizer', 'n_params']
 
 # %% ../nbs/02_models.ipynb #af3846ea
@@ -88,17 +89,21 @@ def train_bpe_tokenizer(texts: list[str], vocab_size: int = 4096, cache_dir: str
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOT, eos_token=EOT, unk_token=EOT, pad_token=EOT)
 
 # %% ../nbs/02_models.ipynb #fa7417f8
-def load_tokenizer(name: str = "gpt2", # "gpt2" (GPT-2's own BPE), or "bpe-N": a byte-level BPE of N tokens trained on `train_texts`
+def load_tokenizer(name: str | os.PathLike = "gpt2", # "gpt2" (GPT-2's own BPE), a model folder, or "bpe-N": a byte-level BPE of N tokens trained on `train_texts`
                    train_texts: list[str] | None = None, # texts to train a "bpe-N" tokenizer on
                   ) -> PreTrainedTokenizerFast:
     "A tokenizer whose `pad_token` is its end-of-text token (no token is added)."
-    if name in GPT2_NAMES:
-        try: tok = _tokenizer_from_hub(name)
+    folder = model_dir(name)
+    if folder is not None and any((folder / f).is_file() for f in ("tokenizer.json", "vocab.json")):
+        from transformers import AutoTokenizer
+        tok = AutoTokenizer.from_pretrained(folder)   # the folder's own tokenizer, as `from_pretrained(folder)` gives it
+    elif folder is not None or name in GPT2_NAMES:   # a GPT-2 folder without a tokenizer uses GPT-2's
+        try: tok = _tokenizer_from_hub("gpt2" if folder is not None else name)
         except OSError: tok = gpt2_tokenizer_offline()
     elif name.startswith("bpe-") and name[4:].isdigit():
         if not train_texts: raise ValueError(f"Tokenizer {name!r} is trained on your data: pass train_texts.")
         tok = train_bpe_tokenizer(train_texts, int(name[4:]))
-    else: raise ValueError(f"Unknown tokenizer {name!r}; use one of {GPT2_NAMES} or 'bpe-N' (e.g. 'bpe-4096').")
+    else: raise ValueError(f"Unknown tokenizer {name!r}; use one of {GPT2_NAMES}, a model folder, or 'bpe-N' (e.g. 'bpe-4096').")
     tok.pad_token = tok.eos_token
     return tok
 
@@ -119,14 +124,68 @@ SMALL_CONFIGS = {
 }
 
 def model_names() -> list[str]:
-    "Names `load_model` accepts."
+    "Names `load_model` accepts (besides a folder written by `save_pretrained`)."
     return list(SMALL_CONFIGS) + list(GPT2_NAMES)
 
-def tokenizer_name_for(model_name: str) -> str:
-    "The tokenizer a model is meant to use: GPT-2's own for pretrained models, the config's for small ones."
+def tokenizer_name_for(model_name: str | os.PathLike) -> str:
+    "The tokenizer a model is meant to use: the config's for small ones, else GPT-2's own (or a model folder's)."
     if model_name in SMALL_CONFIGS: return SMALL_CONFIGS[model_name].tokenizer
     if model_name in GPT2_NAMES: return "gpt2"
-    raise ValueError(f"Unknown model {model_name!r}; use one of {model_names()}.")
+    if model_dir(model_name) is not None: return str(model_name)
+    raise ValueError(f"Unknown model {model_name!r}; use one of {', '.join(model_names())}, or a folder written by save_pretrained.")
+
+# %% ../nbs/02_models.ipynb #de99955b
+MODEL_DIR_ENV = "CL_COURSE_MODEL_DIR"   # a folder written by save_pretrained that stands in for the hub's `gpt2`
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+def model_dir(name: str | os.PathLike) -> Path | None:
+    "The local folder `name` stands for: `name` itself if it is a folder, `$CL_COURSE_MODEL_DIR` for 'gpt2', else None."
+    from cl_course.data import as_path
+    if name in ("gpt2", "openai-community/gpt2") and os.environ.get(MODEL_DIR_ENV):
+        folder = as_path(os.environ[MODEL_DIR_ENV])
+        if not folder.is_dir(): raise FileNotFoundError(f"${MODEL_DIR_ENV} is {str(folder)!r}, which is not a folder.")
+        return folder
+    if name in SMALL_CONFIGS or name in GPT2_NAMES: return None
+    folder = as_path(name)
+    if folder.is_dir(): return folder
+    if isinstance(name, os.PathLike) or os.sep in str(name) or str(name).startswith("."):
+        raise FileNotFoundError(f"Model folder {str(name)!r} does not exist.")
+    return None
+
+def check_model_dir(folder: Path) -> GPT2Config:
+    "The config of the GPT-2 model saved in `folder`; a clear error if the folder cannot hold one."
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"{folder} has no config.json: save a model there with `model.save_pretrained(folder)`.")
+    if not any((folder / f).is_file() for f in WEIGHT_FILES):
+        raise ValueError(f"{folder} has a config but no weights (one of {', '.join(WEIGHT_FILES)}): save them with `model.save_pretrained(folder)`.")
+    cfg = json.loads((folder / "config.json").read_text())
+    if cfg.get("model_type") != "gpt2":
+        raise ValueError(f"{folder} holds a {cfg.get('model_type')!r} model; the course supports GPT-2-family causal LMs (model_type 'gpt2').")
+    return GPT2Config.from_pretrained(folder)
+
+def model_context(name: str | os.PathLike) -> int:
+    "The number of positions the model `name` can attend over."
+    if name in SMALL_CONFIGS: return SMALL_CONFIGS[name].n_positions
+    folder = model_dir(name)
+    return check_model_dir(folder).n_positions if folder is not None else GPT2Config().n_positions
+
+_HASHES: dict = {}
+
+def model_fingerprint(name: str | os.PathLike) -> dict:
+    "What a model name stands for in a run's identity: a small config's sizes, a folder's content (hashed), or the hub name."
+    if name in SMALL_CONFIGS: return dict(name=name, **SMALL_CONFIGS[name].__dict__)
+    folder = model_dir(name)
+    if folder is None: return dict(name=str(name))
+    files = sorted(f for f in folder.iterdir() if f.is_file() and (f.name == "config.json" or f.name.startswith(("model", "pytorch_model"))))
+    key = tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    if key not in _HASHES:   # ~1 s per GB, once per process
+        h = hashlib.sha256()
+        for f in files:
+            h.update(f.name.encode())
+            with open(f, "rb") as fh:
+                while chunk := fh.read(1 << 24): h.update(chunk)
+        _HASHES[key] = h.hexdigest()[:16]
+    return dict(name="gpt2" if name in GPT2_NAMES else "folder", weights=_HASHES[key])
 
 # %% ../nbs/02_models.ipynb #81833cad
 def _from_hub(name: str, attn_implementation: str) -> GPT2LMHeadModel:
@@ -136,16 +195,17 @@ def _from_hub(name: str, attn_implementation: str) -> GPT2LMHeadModel:
     except OSError as e:
         why = "the Hugging Face hub is out of reach and they are not in the local cache" if offline else str(e).splitlines()[0]
         raise OSError(f"Could not load the pretrained weights of {name!r}: {why}. Connect once (they are cached afterwards), "
+                      f"or point ${MODEL_DIR_ENV} (cl-course run --model) at a folder written by save_pretrained, "
                       "or use a small model (CL_COURSE_SIZE=small, or cl-course run --size small).") from e
 
-def load_model(name: str = "gpt2-tiny", # a small config name or a GPT-2 hub name
-               tokenizer=None,          # small configs size their vocabulary and special ids from it
+def load_model(name: str | os.PathLike = "gpt2-tiny", # a small config name, a GPT-2 hub name, or a folder written by save_pretrained
+               tokenizer=None,          # small configs size their vocabulary from it; others are checked against it
                device: str | torch.device | None = None,
                dtype: str | torch.dtype | None = None,
                attn_implementation: str = "sdpa", # "sdpa" (fast) or "eager" (returns attention weights)
                seed: int = 0,            # initialisation seed for the small configs
               ) -> GPT2LMHeadModel:
-    "A GPT-2 LM on `device`: pretrained from the hub, or a small config with random weights."
+    "A GPT-2 LM on `device`: pretrained (from a folder, or the hub), or a small config with random weights."
     if attn_implementation not in ("sdpa", "eager"):
         raise ValueError(f"attn_implementation must be 'sdpa' or 'eager', got {attn_implementation!r}.")
     dev = pick_device(device)
@@ -159,10 +219,15 @@ def load_model(name: str = "gpt2-tiny", # a small config name or a GPT-2 hub nam
         cfg._attn_implementation = attn_implementation
         torch.manual_seed(seed)
         model = GPT2LMHeadModel(cfg)
-    elif name in GPT2_NAMES:
-        model = _from_hub(name, attn_implementation)
-        model.config.pad_token_id = model.config.eos_token_id
-    else: raise ValueError(f"Unknown model {name!r}; use one of {model_names()}.")
+    elif (folder := model_dir(name)) is not None:
+        check_model_dir(folder)
+        model = GPT2LMHeadModel.from_pretrained(folder, attn_implementation=attn_implementation)
+    elif name in GPT2_NAMES: model = _from_hub(name, attn_implementation)
+    else: raise ValueError(f"Unknown model {name!r}; use one of {', '.join(model_names())}, or a folder written by save_pretrained.")
+    if model.config.pad_token_id is None: model.config.pad_token_id = model.config.eos_token_id
+    if tokenizer is not None and len(tokenizer) > model.config.vocab_size:
+        raise ValueError(f"The tokenizer has {len(tokenizer):,} tokens but the model {str(name)!r} only {model.config.vocab_size:,} "
+                         "embeddings: use the tokenizer the model was trained with.")
     return model.to(device=dev, dtype=dt)
 
 # %% ../nbs/02_models.ipynb #3e26c36a

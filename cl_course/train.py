@@ -16,7 +16,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -27,14 +27,15 @@ from tqdm.auto import tqdm
 
 from .data import (Article, BlockDataset, Task, as_path, fingerprint, load_wikitext, make_task_stream, task_datasets,
                             task_loaders)
-from .models import load_model, load_tokenizer, n_params, pick_device, tokenizer_name_for
+from .models import load_model, load_tokenizer, model_context, model_fingerprint, n_params, pick_device, tokenizer_name_for
 
 # %% auto #0
-__all__ = ['IGNORE_INDEX', 'SIZES', 'PRETRAIN_SEED', 'METRICS', 'causal_lm_loss', 'model_logits', 'lm_loss', 'evaluate', 'Method',
-           'TrainConfig', 'course_size', 'course_config', 'Stream', 'cache_dir', 'stream_loaders', 'prepare_stream',
+__all__ = ['IGNORE_INDEX', 'BUDGETS', 'SIZES', 'PRETRAIN_SEED', 'METRICS', 'causal_lm_loss', 'model_logits', 'lm_loss',
+           'evaluate', 'Method', 'TrainConfig', 'Budget', 'course_budget', 'budget_points', 'course_size',
+           'course_config', 'Stream', 'cache_dir', 'stream_loaders', 'general_loader', 'prepare_stream',
            'seed_everything', 'make_optimizer', 'distributed', 'is_main_process', 'training_step', 'train_task',
-           'StreamResult', 'identity_diff', 'save_checkpoint', 'load_checkpoint', 'evaluate_all', 'run_stream',
-           'cached_run_dir', 'run_cached', 'original_buggy_loss']
+           'StreamResult', 'general_columns', 'identity_diff', 'save_checkpoint', 'load_checkpoint', 'evaluate_all',
+           'evaluate_general', 'run_stream', 'cached_run_dir', 'run_cached', 'original_buggy_loss']
 
 # %% ../nbs/03_training.ipynb #d405fe2b
 IGNORE_INDEX = -100
@@ -137,6 +138,7 @@ class TrainConfig:
     n_tasks: int = 4
     stream_seed: int = 0                # seed of the topic clustering and train/eval split
     pretrain_articles: int = 12         # articles kept out of the stream to pretrain a small model on (0: none)
+    general_articles: int = 4           # articles in no task (and not pretrained on): general ability, watched for forgetting (0: none)
     pretrain_epochs: int = 10
     pretrain_lr: float = 2e-3
     block_size: int = 128
@@ -153,9 +155,15 @@ class TrainConfig:
     mixed_precision: bool = True        # bfloat16 autocast on CUDA; ignored on CPU
     device: str | None = None
     progress: bool = True
+    budget: str = "default"             # "default", or "smoke": caps on every size (see `BUDGETS`), the same code paths
 
     def __post_init__(self):
         if not isinstance(self.data, str): self.data = str(as_path(self.data))   # a path object: its text, so the config stays plain data
+        if not isinstance(self.model, str): self.model = str(as_path(self.model))   # a model folder, likewise
+        if self.budget not in BUDGETS: raise ValueError(f"Unknown budget {self.budget!r}; use one of {', '.join(BUDGETS)}.")
+        for k, cap in BUDGETS[self.budget].caps.items():   # a budget caps whatever set the value (size, overrides, replace)
+            v = getattr(self, k)
+            setattr(self, k, cap if v is None else min(v, cap))
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}.")
         if self.epochs < 1: raise ValueError(f"epochs must be >= 1, got {self.epochs}.")
@@ -164,10 +172,40 @@ class TrainConfig:
         if not 0 <= self.warmup_frac < 1: raise ValueError(f"warmup_frac must be in [0, 1), got {self.warmup_frac}.")
         if self.grad_clip is not None and self.grad_clip <= 0: raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip}.")
         if self.pretrain_articles < 0: raise ValueError(f"pretrain_articles must be >= 0, got {self.pretrain_articles}.")
+        if self.general_articles < 0: raise ValueError(f"general_articles must be >= 0, got {self.general_articles}.")
         if not (math.isfinite(self.pretrain_lr) and self.pretrain_lr > 0): raise ValueError(f"pretrain_lr must be > 0, got {self.pretrain_lr}.")
 
     def replace(self, **kw) -> "TrainConfig": return dataclasses.replace(self, **kw)
     def to_dict(self) -> dict: return dataclasses.asdict(self)
+
+@dataclass(frozen=True)
+class Budget:
+    "How much work a run may do: caps on `TrainConfig` fields and on the points of a sweep. It changes sizes, never code paths."
+    caps: dict = field(default_factory=dict)   # field -> largest value (a None field, 'all', becomes the cap)
+    sweep_points: int | None = None            # most points a sweep keeps (None: all)
+
+BUDGETS = {
+    "default": Budget(),
+    # every code path of either size in minutes on a 2-core CPU, the 124M model included (CI, and a first try of `full`)
+    "smoke": Budget(dict(max_articles=24, n_tasks=3, block_size=32, batch_size=2, max_train_blocks=4, max_eval_blocks=2,
+                         epochs=1, pretrain_epochs=1), sweep_points=2),
+}
+
+from .cli import BUDGET_NAMES
+if tuple(BUDGETS) != BUDGET_NAMES: raise ImportError("train.BUDGETS and cli.BUDGET_NAMES disagree.")
+
+def course_budget() -> str:
+    "`$CL_COURSE_BUDGET` if set, else 'default'."
+    b = os.environ.get("CL_COURSE_BUDGET") or "default"
+    if b not in BUDGETS: raise ValueError(f"CL_COURSE_BUDGET must be one of {', '.join(BUDGETS)}, got {b!r}.")
+    return b
+
+def budget_points(values: Sequence, config: "TrainConfig") -> list:
+    "`values` thinned to the budget's `sweep_points`, evenly spaced, first and last kept."
+    n = BUDGETS[config.budget].sweep_points
+    values = list(values)
+    if n is None or len(values) <= n: return values
+    return [values[i] for i in np.linspace(0, len(values) - 1, n).round().astype(int)]
 
 SIZES = {
     "small": dict(),
@@ -181,11 +219,11 @@ def course_size() -> str:
     if size not in SIZES: raise ValueError(f"CL_COURSE_SIZE must be one of {list(SIZES)}, got {size!r}.")
     return size
 
-def course_config(size: str | None = None, **overrides) -> TrainConfig:
-    "The course's configuration for `size` ('small' for CPU/CI, 'full' for a GPU), with `overrides`."
+def course_config(size: str | None = None, budget: str | None = None, **overrides) -> TrainConfig:
+    "The course's configuration for `size` ('small' for CPU/CI, 'full' for a GPU) within `budget` (`$CL_COURSE_BUDGET`), with `overrides`."
     size = size or course_size()
     if size not in SIZES: raise ValueError(f"size must be one of {list(SIZES)}, got {size!r}.")
-    return TrainConfig(**{**SIZES[size], **overrides})
+    return TrainConfig(**{**SIZES[size], "budget": budget or course_budget(), **overrides})
 
 # %% ../nbs/03_training.ipynb #d1358ee7
 PRETRAIN_SEED = 0   # the small models' pretraining seed: one starting model for every run, as with a downloaded `gpt2`
@@ -207,6 +245,8 @@ class Stream:
     loaders: list[tuple[DataLoader, DataLoader]]
     pretrain: BlockDataset | None = None   # general text for a small model's pretraining (kept out of the tasks)
     pretrain_articles: list[Article] = field(default_factory=list)   # the articles `pretrain` was cut from
+    general: DataLoader | None = None      # eval blocks of articles in no task and not pretrained on: general ability
+    general_articles: list[Article] = field(default_factory=list)
 
     @property
     def names(self) -> list[str]: return [t.name for t in self.tasks]
@@ -218,8 +258,8 @@ class Stream:
         if self.pretrain is not None: model.load_state_dict(self._pretrained_state())
         return model
     def fingerprint(self) -> dict:
-        "What the stream's runs learn from: `data`, a hash of title and text of every task's train and eval articles (in order) and of the pretraining articles; `tokenizer`, a hash of its definition."
-        return dict(data=fingerprint([[t.train, t.eval] for t in self.tasks], self.pretrain_articles),
+        "What the stream's runs learn from: `data`, a hash of title and text of every task's train and eval articles (in order), the pretraining and the general articles; `tokenizer`, a hash of its definition."
+        return dict(data=fingerprint([[t.train, t.eval] for t in self.tasks], self.pretrain_articles, self.general_articles),
                     tokenizer=fingerprint(_tokenizer_definition(self.tokenizer)))
 
     def _pretrained_state(self) -> dict:
@@ -243,27 +283,35 @@ def cache_dir() -> Path:
 
 def stream_loaders(config: TrainConfig, tasks: list[Task], tokenizer) -> list:
     "A (train, eval) loader pair per task, with `config`'s block size, batch size, block caps and the model's context."
-    from cl_course.models import SMALL_CONFIGS
-    ctx = SMALL_CONFIGS[config.model].n_positions if config.model in SMALL_CONFIGS else 1024
     return task_loaders(tasks, tokenizer, config.block_size, config.batch_size, config.max_train_blocks,
-                        config.max_eval_blocks, context_length=ctx, seed=config.seed)
+                        config.max_eval_blocks, context_length=model_context(config.model), seed=config.seed)
+
+def general_loader(config: TrainConfig, articles: list[Article], tokenizer) -> DataLoader | None:
+    "Eval blocks of the general articles (as many as a task's eval split), or None without any."
+    if not articles: return None
+    _, ev = task_datasets(Task("general", articles[:1], articles), tokenizer, config.block_size, 1, config.max_eval_blocks,
+                          model_context(config.model))
+    return DataLoader(ev, batch_size=config.batch_size, shuffle=False)
 
 def prepare_stream(config: TrainConfig | None = None, articles=None) -> Stream:
     "Load the data, build the topic tasks, tokenizer and loaders described by `config`."
     config = config or course_config()
     if articles is None: articles = load_wikitext(config.data, config.split, config.max_articles)  # a hub name defers to $CL_COURSE_DATA
-    k = config.pretrain_articles
-    if k and k + 2 * config.n_tasks > len(articles):
-        raise ValueError(f"{len(articles)} articles are too few for {k} pretraining articles and {config.n_tasks} tasks.")
-    # the starting point (pretraining articles, tokenizer, pretrained weights) depends on the corpus, never on the task split
-    held = set(np.random.default_rng(PRETRAIN_SEED).permutation(len(articles))[:k].tolist())
+    k, g = config.pretrain_articles, config.general_articles
+    if k + g + 2 * config.n_tasks > len(articles):
+        raise ValueError(f"{len(articles)} articles are too few for {k} pretraining articles, {g} general articles and "
+                         f"{config.n_tasks} tasks of at least 2 articles each.")
+    # the starting point (pretraining articles, tokenizer, pretrained weights) and the general set depend on the corpus, never on the task split
+    order = np.random.default_rng(PRETRAIN_SEED).permutation(len(articles)).tolist()
+    held, general = set(order[:k]), set(order[k:k + g])
     pre = [a for i, a in enumerate(articles) if i in held]
-    tasks = make_task_stream([a for i, a in enumerate(articles) if i not in held], config.n_tasks, seed=config.stream_seed)
+    gen = [a for i, a in enumerate(articles) if i in general]
+    tasks = make_task_stream([a for i, a in enumerate(articles) if i not in held | general], config.n_tasks, seed=config.stream_seed)
     texts = [a.title + "\n" + a.text for a in (pre or [a for t in tasks for a in t.train])]   # no pretraining: the tasks' training text
     tok = load_tokenizer(tokenizer_name_for(config.model), texts)
     loaders = stream_loaders(config, tasks, tok)
     pretrain = task_datasets(Task("pretraining", pre, pre[:1]), tok, config.block_size)[0] if pre else None
-    return Stream(config, tasks, tok, loaders, pretrain, pre)
+    return Stream(config, tasks, tok, loaders, pretrain, pre, general_loader(config, gen, tok), gen)
 
 # %% ../nbs/03_training.ipynb #f324278a
 def seed_everything(seed: int) -> None:
@@ -359,9 +407,15 @@ class StreamResult:
     trainable_params: int = 0
     extra_memory_bytes: int = 0
     config: dict = field(default_factory=dict)
+    general: dict = field(default_factory=dict)   # metric -> T+1 scores on the general articles (before, after each task); {} without any
 
     @property
     def tokens_per_second(self) -> float: return self.train_tokens / max(self.train_seconds, 1e-9)
+    @property
+    def general_ppl_change(self) -> float:
+        "Perplexity on the general articles after the stream minus before it (> 0: general ability lost); NaN without them."
+        ppl = self.general.get("perplexity")
+        return float(ppl[-1] - ppl[0]) if ppl else float("nan")
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         for k in ("accuracy", "perplexity", "loss"): d[k] = np.asarray(d[k]).tolist()
@@ -369,19 +423,18 @@ class StreamResult:
 
 METRICS = ("accuracy", "perplexity", "loss")
 
-def _model_spec(name: str) -> dict:
-    "The architecture a model name stands for: a small config's sizes and tokenizer, or the hub name."
-    from cl_course.models import SMALL_CONFIGS
-    return dict(name=name, **dataclasses.asdict(SMALL_CONFIGS[name])) if name in SMALL_CONFIGS else dict(name=name)
-
 def _fingerprint(method: Method, stream: Stream) -> dict:
     "A run's identity: the method and its configuration, the training configuration, the model, and the data and tokenizer actually used."
-    cfg = {k: v for k, v in stream.config.to_dict().items() if k not in ("progress", "device", "data")}   # data: by content below
+    cfg = {k: v for k, v in stream.config.to_dict().items() if k not in ("progress", "device", "data", "model")}   # by content below
     ident = dict(method=method.name, method_config=dict(method.config(), lr=method.lr), config=cfg,
-                 model=_model_spec(stream.config.model), **stream.fingerprint())
+                 model=model_fingerprint(stream.config.model), **stream.fingerprint())
     return json.loads(json.dumps(ident, sort_keys=True, default=str))   # plain data, as it reads back from JSON or a checkpoint
 
-_HASHED = ("data", "tokenizer")   # identity entries that are fingerprints
+_HASHED = ("data", "tokenizer", "weights")   # identity entries that are fingerprints
+
+def general_columns(rows: list[dict]) -> dict[str, list[float]]:
+    "Per-row general scores ([{metric: v}, ...]) as {metric: [v, ...]}; {} when the stream has no general articles."
+    return {m: [r[m] for r in rows] for m in METRICS} if rows and rows[0] else {}
 
 def identity_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
     "What differs between two identities (nested dicts), readably: 'config.lr: 0.001 → 0.002', 'data fingerprint 1a2b… → 3c4d…'."
@@ -413,6 +466,12 @@ def evaluate_all(model: nn.Module, stream: Stream, method: Method) -> dict[str, 
         for m in METRICS: row[m].append(r[m])
     return row
 
+def evaluate_general(model: nn.Module, stream: Stream, method: Method, task_id: int) -> dict[str, float]:
+    "Scores on the stream's general articles of the model as it stands at task `task_id` (its prompts or adapters included); {} without them."
+    if stream.general is None: return {}
+    r = evaluate(model, stream.general, forward=lambda m, b: method.forward(m, b, task_id))
+    return {m: r[m] for m in METRICS}
+
 # %% ../nbs/03_training.ipynb #38394708
 def run_stream(method: Method, stream: Stream,
                checkpoint_dir: str | os.PathLike | None = None, # where to save after each task (None: no checkpoints)
@@ -436,14 +495,15 @@ def run_stream(method: Method, stream: Stream,
                 raise ValueError(f"{ck} was written by a different configuration, refusing to mix results; it differs in: "
                                  f"{'; '.join(identity_diff(state['fingerprint'], fp))}. Use another folder, or overwrite=True to start again.")
     model = method.setup(model if model is not None else stream.new_model())
-    rows, done, seconds, tokens = {m: [] for m in METRICS}, 0, 0.0, 0
+    rows, general, done, seconds, tokens = {m: [] for m in METRICS}, [], 0, 0.0, 0
     if state is not None:
         method.load_state_dict(state["method"], model)
         model.load_state_dict(state["model"])
         rows = {m: [list(r) for r in state["rows"][m]] for m in METRICS}
-        done, seconds, tokens = state["done"], state["seconds"], state["tokens"]
+        general, done, seconds, tokens = list(state["general"]), state["done"], state["seconds"], state["tokens"]
     if done == 0:
         for m, v in evaluate_all(model, stream, method).items(): rows[m] = [v]
+        general = [evaluate_general(model, stream, method, 0)]
     for i in range(done, T):
         tr, _ = stream.loaders[i]
         method.before_task(model, i, tr)
@@ -451,13 +511,14 @@ def run_stream(method: Method, stream: Stream,
         method.after_task(model, i, tr)
         seconds, tokens = seconds + stats["seconds"], tokens + stats["tokens"]
         for m, v in evaluate_all(model, stream, method).items(): rows[m].append(v)
+        general.append(evaluate_general(model, stream, method, i))
         if ck is not None and is_main_process():
-            save_checkpoint(ck, dict(fingerprint=fp, done=i + 1, seconds=seconds, tokens=tokens, rows=rows,
+            save_checkpoint(ck, dict(fingerprint=fp, done=i + 1, seconds=seconds, tokens=tokens, rows=rows, general=general,
                                      model=model.state_dict(), method=method.state_dict()))
     trainable = sum(p.numel() for p in {id(p): p for p in method.trainable_parameters(model)}.values())
     return StreamResult(method.name, stream.names, *(np.array(rows[m]) for m in METRICS), train_seconds=seconds,
                         train_tokens=tokens, trainable_params=trainable, extra_memory_bytes=method.extra_memory_bytes(),
-                        config=dict(stream.config.to_dict(), method_config=method.config()))
+                        config=dict(stream.config.to_dict(), method_config=method.config()), general=general_columns(general))
 
 # %% ../nbs/03_training.ipynb #ebb5670d
 def cached_run_dir(method: Method, stream: Stream, name: str | None = None) -> Path:
