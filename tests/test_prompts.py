@@ -62,6 +62,7 @@ class FakeStream:
         self.config = CFG
         self.loaders = [(Loader(t), Loader(100 + t)) for t in range(n_tasks)]
         self.names = [f"t{t}" for t in range(n_tasks)]
+        self.general = Loader(200)   # general text: scored before the stream and after each task
     def __len__(self): return len(self.loaders)
     def new_model(self): return tiny()
     def fingerprint(self): return dict(data="fake", tokenizer="fake")
