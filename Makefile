@@ -7,7 +7,7 @@ VENV ?= .venv
 ARGS ?=
 BIN := $(VENV)/bin
 
-.PHONY: run test env test-assets
+.PHONY: run test env test-assets test-small test-full test-py
 
 env:
 	$(PYTHON) scripts/bootstrap.py --venv $(VENV)
@@ -19,5 +19,19 @@ run: env
 test-assets:
 	@if [ ! -d tests/js/node_modules ] && command -v npm >/dev/null; then npm ci --prefix tests/js --no-audit --no-fund --loglevel=error; fi
 
-test: env test-assets
-	PATH="$(abspath $(BIN)):$$PATH" nbdev-test --n-workers 1 --timing && PATH="$(abspath $(BIN)):$$PATH" pytest -q tests
+# Both configurations: every notebook small (as a CPU learner runs it), then every notebook at full size within the smoke
+# budget, cells flagged slow and gpu included, on a 124M GPT-2 stand-in and a WikiText folder with a train split
+# (tests/standin.py, built once in .cache/standin: offline, they stand in for the hub's gpt2 and WikiText's train split).
+test: env test-assets test-small test-full test-py
+
+test-small: env
+	PATH="$(abspath $(BIN)):$$PATH" nbdev-test --n-workers 1 --timing
+
+STANDIN := .cache/standin
+test-full: env
+	$(BIN)/python tests/standin.py $(STANDIN) >/dev/null
+	PATH="$(abspath $(BIN)):$$PATH" CL_COURSE_SIZE=full CL_COURSE_BUDGET=smoke CL_COURSE_MODEL_DIR="$(abspath $(STANDIN))/gpt2" \
+	  CL_COURSE_DATA="$(abspath $(STANDIN))/wikitext" nbdev-test --n-workers 1 --timing --flags "slow gpu"
+
+test-py: env test-assets
+	PATH="$(abspath $(BIN)):$$PATH" pytest -q tests

@@ -22,7 +22,7 @@ from torch.func import functional_call, grad, vjp, vmap
 from transformers.pytorch_utils import Conv1D
 
 from .metrics import plot_stream_curves, plot_task_matrix, summarize
-from .train import (IGNORE_INDEX, Method, Stream, StreamResult, course_config, original_buggy_loss,
+from .train import (IGNORE_INDEX, Method, Stream, StreamResult, budget_points, course_config, original_buggy_loss,
                              prepare_stream, run_cached, run_stream)
 
 # %% auto #0
@@ -457,9 +457,9 @@ SWEEP_LAMBDAS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)   
 def lambda_sweep(stream: Stream, lams: Iterable[float] = SWEEP_LAMBDAS,
                  new_model: Callable[[], nn.Module] | None = None, # starting model per run (default: cached runs from `stream.new_model()`)
                  **ewc_kw) -> dict[float, StreamResult]:
-    "Run EWC on `stream` for each λ in `lams` (other EWC settings from `ewc_kw`); λ -> result."
+    "Run EWC on `stream` for each λ in `lams` (thinned to the budget's sweep points; other EWC settings from `ewc_kw`); λ -> result."
     out = {}
-    for lam in lams:
+    for lam in budget_points(lams, stream.config):
         method = EWC(lam=lam, **ewc_kw)
         out[float(lam)] = run_cached(method, stream) if new_model is None else run_stream(method, stream, model=new_model())
     return out

