@@ -18,19 +18,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 from timing import Machine, interleaved, summary
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", choices=["small", "full"], default=None)
-    ap.add_argument("--blocks", type=int, default=128, help="training blocks per measurement")
-    ap.add_argument("--repeats", type=int, default=5, help="interleaved repeats of each (>= 5)")
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads, pinned (default 1)")
-    a = ap.parse_args()
-    if a.repeats < 5: ap.error("--repeats must be >= 5")
-    torch.set_num_threads(a.threads)
+def measure(cfg, repeats: int = 5) -> dict:
+    """One epoch of task 0's training blocks under `cfg`, with the course's loop and with `transformers.Trainer`,
+    interleaved after an untimed round of each: the timings, tokens per second of the medians, their ratio, the
+    model's parameter count and what else ran on the machine meanwhile."""
+    if repeats < 5: raise ValueError(f"repeats must be >= 5, got {repeats}.")
     machine = Machine()
     from transformers import Trainer, TrainingArguments
-    from cl_course.train import Method, course_config, prepare_stream, train_task
-    cfg = course_config(a.size, max_train_blocks=a.blocks, epochs=1, progress=False, pretrain_articles=0)
+    from cl_course.models import n_params
+    from cl_course.train import Method, prepare_stream, train_task
     stream = prepare_stream(cfg)
     loader = stream.loaders[0][0]
     data = loader.dataset
@@ -50,29 +46,51 @@ def main():
                                      learning_rate=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=int(cfg.warmup_frac * len(loader)),
                                      lr_scheduler_type=cfg.schedule, max_grad_norm=cfg.grad_clip, report_to=[],
                                      save_strategy="no", logging_strategy="no", disable_tqdm=True, seed=cfg.seed,
-                                     bf16=cuda, dataloader_num_workers=0, use_cpu=not cuda)
+                                     bf16=cuda and cfg.mixed_precision, dataloader_num_workers=0, use_cpu=not cuda)
             t = Trainer(model=model, args=args, train_dataset=data)
             t0 = time.perf_counter(); t.train()
             if cuda: torch.cuda.synchronize()
             return time.perf_counter() - t0
 
-    times = interleaved({"cl_course": ours, "transformers.Trainer": trainer}, a.repeats)
-    if torch.get_num_threads() != a.threads: raise RuntimeError(f"the thread count changed to {torch.get_num_threads()} during the run")
+    threads = torch.get_num_threads()
+    times = interleaved({"cl_course": ours, "transformers.Trainer": trainer}, repeats)
+    if torch.get_num_threads() != threads: raise RuntimeError(f"the thread count changed to {torch.get_num_threads()} during the run")
     res = {k: summary(v) for k, v in times.items()}
     med = {k: r["median"] for k, r in res.items()}
-    out = dict(device="cuda" if cuda else "cpu", torch=torch.__version__, threads=a.threads, model=cfg.model, tokens=n_tokens,
-               batch_size=cfg.batch_size, block_size=cfg.block_size, repeats=a.repeats, warmup_rounds=1,
-               interleaved="A B, then B A, ...", spread="(max - min) / median", noisy_above=0.10, timing=res,
-               tokens_per_second_of_median={k: n_tokens / v for k, v in med.items()},
-               ratio_ours_over_trainer=med["transformers.Trainer"] / med["cl_course"], ratio_of="medians (speed: Trainer's seconds / ours)",
-               ratio_of_mins=res["transformers.Trainer"]["min"] / res["cl_course"]["min"],
-               noisy=any(r["noisy"] for r in res.values()), machine=machine.record())
+    return dict(device="cuda" if cuda else "cpu", device_name=torch.cuda.get_device_name() if cuda else None,
+                torch=torch.__version__, threads=threads, model=cfg.model, n_params=n_params(stream.new_model()),
+                tokens=n_tokens, steps=len(loader), batch_size=cfg.batch_size, block_size=cfg.block_size,
+                bf16_autocast=cuda and cfg.mixed_precision, repeats=repeats, warmup_rounds=1,
+                interleaved="A B, then B A, ...", spread="(max - min) / median", noisy_above=0.10, timing=res,
+                tokens_per_second_of_median={k: n_tokens / v for k, v in med.items()},
+                ratio_ours_over_trainer=med["transformers.Trainer"] / med["cl_course"], ratio_of="medians (speed: Trainer's seconds / ours)",
+                ratio_of_mins=res["transformers.Trainer"]["min"] / res["cl_course"]["min"],
+                noisy=any(r["noisy"] for r in res.values()), machine=machine.record())
+
+
+def report(out: dict) -> str:
+    "The measurement in two lines of text."
+    lines = [f"{k}: median {r['median']:.2f} s, min {r['min']:.2f} s, spread {r['spread']:.0%}{' (noisy)' if r['noisy'] else ''}"
+             for k, r in out["timing"].items()]
+    return "\n".join(lines + [f"speed ratio (ours / Trainer): {out['ratio_ours_over_trainer']:.2f} of medians, {out['ratio_of_mins']:.2f} "
+                               f"of mins; other processes used {out['machine']['other_processes_cores']:.2f} cores on average"])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", choices=["small", "full"], default=None)
+    ap.add_argument("--blocks", type=int, default=128, help="training blocks per measurement")
+    ap.add_argument("--repeats", type=int, default=5, help="interleaved repeats of each (>= 5)")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads, pinned (default 1)")
+    a = ap.parse_args()
+    if a.repeats < 5: ap.error("--repeats must be >= 5")
+    torch.set_num_threads(a.threads)
+    from cl_course.train import course_config
+    cfg = course_config(a.size, max_train_blocks=a.blocks, epochs=1, progress=False, pretrain_articles=0)
+    out = measure(cfg, a.repeats)
     path = Path(__file__).parent / "results" / f"train_throughput_{out['device']}.json"
     path.write_text(json.dumps(out, indent=1))
-    for k, r in res.items():
-        print(f"{k}: median {r['median']:.2f} s, min {r['min']:.2f} s, spread {r['spread']:.0%}{' (noisy)' if r['noisy'] else ''}")
-    print(f"speed ratio (ours / Trainer): {out['ratio_ours_over_trainer']:.2f} of medians, {out['ratio_of_mins']:.2f} of mins; "
-          f"other processes used {out['machine']['other_processes_cores']:.2f} cores on average -> {path}")
+    print(f"{report(out)} -> {path}")
 
 
 if __name__ == "__main__":

@@ -62,11 +62,14 @@ if tuple(METHODS) != METHOD_NAMES: raise ImportError("benchmark.METHODS and cli.
 
 # %% ../nbs/09_benchmark.ipynb #4bf85366
 def library_versions() -> dict:
-    "Versions of the libraries and machine a result was produced with."
-    import transformers, peft, datasets
+    "Versions of the libraries and machine a result was produced with (None for a library that is not installed)."
+    from importlib.metadata import PackageNotFoundError, version
+    def installed(name):   # read from the package's metadata, without importing it (a GPU machine may lack `datasets`)
+        try: return version(name)
+        except PackageNotFoundError: return None
     import cl_course
-    return dict(cl_course=cl_course.__version__, torch=torch.__version__, transformers=transformers.__version__,
-                peft=peft.__version__, datasets=datasets.__version__, numpy=np.__version__, python=platform.python_version(),
+    return dict(cl_course=cl_course.__version__, torch=torch.__version__, transformers=installed("transformers"),
+                peft=installed("peft"), datasets=installed("datasets"), numpy=np.__version__, python=platform.python_version(),
                 machine=platform.machine(), cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
 
 def _identity(stream: Stream, params: MethodParams) -> dict:

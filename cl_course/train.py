@@ -33,9 +33,10 @@ from .models import load_model, load_tokenizer, model_context, model_fingerprint
 __all__ = ['IGNORE_INDEX', 'BUDGETS', 'SIZES', 'PRETRAIN_SEED', 'METRICS', 'causal_lm_loss', 'model_logits', 'lm_loss',
            'evaluate', 'Method', 'TrainConfig', 'Budget', 'course_budget', 'budget_points', 'course_size',
            'course_config', 'Stream', 'cache_dir', 'stream_loaders', 'general_loader', 'prepare_stream',
-           'seed_everything', 'make_optimizer', 'distributed', 'is_main_process', 'training_step', 'train_task',
-           'StreamResult', 'general_columns', 'identity_diff', 'save_checkpoint', 'load_checkpoint', 'evaluate_all',
-           'evaluate_general', 'run_stream', 'cached_run_dir', 'run_cached', 'original_buggy_loss']
+           'seed_everything', 'make_optimizer', 'training_step', 'train_task', 'distributed', 'is_main_process',
+           'shard_batch', 'sum_across_processes', 'StreamResult', 'general_columns', 'identity_diff', 'save_checkpoint',
+           'load_checkpoint', 'evaluate_all', 'evaluate_general', 'run_stream', 'cached_run_dir', 'run_cached',
+           'original_buggy_loss']
 
 # %% ../nbs/03_training.ipynb #d405fe2b
 IGNORE_INDEX = -100
@@ -334,32 +335,16 @@ def make_optimizer(params: list[nn.Parameter], config: TrainConfig, total_steps:
         opt, int(config.warmup_frac * total_steps), total_steps)
     return opt, sched
 
-def distributed() -> tuple[int, int]:
-    "`(rank, world_size)` under a multi-process launcher such as `accelerate launch`, else `(0, 1)`."
-    import torch.distributed as dist
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available() and not dist.is_initialized():
-        from accelerate import PartialState
-        PartialState()   # joins the process group the launcher prepared
-    if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-def is_main_process() -> bool:
-    "True unless this is a secondary process of a multi-process run (which must not write files)."
-    return distributed()[0] == 0
-
 def training_step(model: nn.Module, batch: dict, method: Method, task_id: int, optimizer, scheduler,
                   config: TrainConfig, params: list[nn.Parameter]) -> torch.Tensor:
     "One optimisation step of `method` on `batch` (data-parallel across processes if launched so); returns the loss."
     rank, world = distributed()
-    if world > 1: batch = {k: v[rank::world] for k, v in batch.items()}   # this process's share of the batch
+    if world > 1: batch, share = shard_batch(batch, rank, world)   # this process's rows, and its share of the batch's targets
     with _autocast(batch["input_ids"].device, config.mixed_precision):
         loss = method.loss(model, batch, task_id)
+    if world > 1: loss = loss * share
     loss.backward()
-    if world > 1:   # average gradients (and the logged loss) over processes, as DDP does
-        import torch.distributed as dist
-        for p in params:
-            if p.grad is not None: dist.all_reduce(p.grad); p.grad /= world
-        loss = loss.detach().clone(); dist.all_reduce(loss); loss /= world
+    if world > 1: loss = sum_across_processes(params, loss)   # the whole batch's gradients, on every process
     if config.grad_clip: torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
     optimizer.step(); scheduler.step(); optimizer.zero_grad(set_to_none=True)
     return loss.detach()
@@ -393,6 +378,36 @@ def train_task(model: nn.Module, loader: DataLoader, method: Method, config: Tra
             bar.set_postfix(loss=f"{last:.3f}", tok_s=f"{tokens / (time.perf_counter() - t0):,.0f}")
     bar.close()
     return dict(steps=step, tokens=tokens, seconds=time.perf_counter() - t0, loss=last)
+
+# %% ../nbs/03_training.ipynb #a3b4bef8
+def distributed() -> tuple[int, int]:
+    "`(rank, world_size)` under a multi-process launcher such as `accelerate launch`, else `(0, 1)`."
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1: return 0, 1   # one process: no process group to join
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+    cpu = parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available()   # CPU processes talk over gloo
+    state = PartialState(cpu=cpu)   # joins the process group the launcher prepared (once; a singleton)
+    return state.process_index, state.num_processes
+
+def is_main_process() -> bool:
+    "True unless this is a secondary process of a multi-process run (which must not write files)."
+    return distributed()[0] == 0
+
+def _n_targets(batch: dict) -> int: return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+
+def shard_batch(batch: dict, rank: int, world: int) -> tuple[dict, float]:
+    "Process `rank`'s rows of `batch` (every `world`-th) and its share of the batch's target tokens."
+    mine = {k: v[rank::world] for k, v in batch.items()}
+    share = _n_targets(mine) / max(_n_targets(batch), 1)
+    # no targets here (a short last batch): the whole batch at weight 0, so every process reduces the same gradients
+    return (mine, share) if share > 0 else (batch, 0.0)
+
+def sum_across_processes(params: list[nn.Parameter], loss: torch.Tensor) -> torch.Tensor:
+    "Replace each gradient by its sum over processes (Accelerate's `reduce`); returns the loss summed likewise."
+    from accelerate.utils import reduce
+    with_grad = [p for p in params if p.grad is not None]   # the same parameters on every process
+    for p, g in zip(with_grad, reduce([p.grad for p in with_grad], reduction="sum")): p.grad = g
+    return reduce(loss.detach(), reduction="sum")
 
 # %% ../nbs/03_training.ipynb #eeee585c
 @dataclass

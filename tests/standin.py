@@ -12,15 +12,15 @@ from pathlib import Path
 
 SPLITS = ("train", "valid", "test")
 
-def make_standin_model(folder: str | os.PathLike, seed: int = 0) -> Path:
-    "GPT-2 124M with random weights and GPT-2's tokenizer, saved to `folder` (reused if already there)."
+def make_standin_model(folder: str | os.PathLike, seed: int = 0, config=None) -> Path:
+    "GPT-2 124M (or `config`, a `GPT2Config`) with random weights and GPT-2's tokenizer, saved to `folder` (reused if already there)."
     folder = Path(folder)
     if (folder / "config.json").exists() and (folder / "model.safetensors").exists(): return folder
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
     from cl_course.models import gpt2_tokenizer_offline
     torch.manual_seed(seed)
-    GPT2LMHeadModel(GPT2Config()).save_pretrained(folder)   # GPT2Config(): gpt2's sizes (12 x 768, 1,024 positions, 50,257 tokens)
+    GPT2LMHeadModel(config or GPT2Config()).save_pretrained(folder)   # GPT2Config(): gpt2's sizes (12 x 768, 1,024 positions, 50,257 tokens)
     gpt2_tokenizer_offline().save_pretrained(folder)
     return folder
 
