@@ -205,9 +205,12 @@ def _head(model: nn.Module) -> tuple[str, bool]:
         raise ValueError("The exact Fisher needs a causal LM whose output layer is a linear map without bias (like GPT-2's).")
     return _param_name(model, head.weight), head.weight is model.get_input_embeddings().weight
 
-def exact_sq_grads(model: nn.Module, ids: torch.Tensor, tgt: torch.Tensor, chunk: int = 32) -> dict[str, torch.Tensor]:
+def exact_sq_grads(model: nn.Module, ids: torch.Tensor, tgt: torch.Tensor, chunk: int = 32,
+                   max_bytes: int = 1 << 30,   # memory for the directions' gradients at once: a chunk holds one copy of the parameters each
+                  ) -> dict[str, torch.Tensor]:
     "Sum over the real targets of E_{y ~ p(.|context)} [(grad log p(y|context))^2], exactly (blocks right-padded)."
     trainable, frozen, buffers = _split_params(model)
+    chunk = max(1, min(chunk, max_bytes // (4 * sum(p.numel() for p in trainable.values()))))   # 124M parameters: 2 at a time
     base, pre = model.base_model, model.base_model_prefix + "."
     strip = lambda d: {k[len(pre):]: v for k, v in d.items() if k.startswith(pre)}
     head, tied = _head(model)

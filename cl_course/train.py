@@ -184,13 +184,14 @@ class Budget:
     "How much work a run may do: caps on `TrainConfig` fields and on the points of a sweep. It changes sizes, never code paths."
     caps: dict = field(default_factory=dict)   # field -> largest value (a None field, 'all', becomes the cap)
     sweep_points: int | None = None            # most points a sweep keeps (None: all)
+    fisher_samples: int | None = None          # most blocks a comparison of Fisher estimates uses (None: as asked)
     measures: bool = True                      # results are large enough to check the course's claims about them (smoke: code paths only)
 
 BUDGETS = {
     "default": Budget(),
     # every code path of either size in minutes on a 2-core CPU, the 124M model included (CI, and a first try of `full`)
     "smoke": Budget(dict(max_articles=24, n_tasks=3, block_size=32, batch_size=2, max_train_blocks=4, max_eval_blocks=2,
-                         epochs=1, pretrain_epochs=1), sweep_points=2, measures=False),
+                         epochs=1, pretrain_epochs=1), sweep_points=2, fisher_samples=1, measures=False),
 }
 
 from .cli import BUDGET_NAMES
