@@ -18,7 +18,7 @@ import pandas as pd
 from cl_course.benchmark import plot_accuracy_vs_forgetting
 
 COLUMNS = [("ACC_acc", "ACC", 4), ("BWT_acc", "BWT", 4), ("forgetting_acc", "forgetting", 4), ("final_ppl", "final ppl", 1),
-           ("BWT_ppl", "BWT (ppl)", 1), ("forgetting_ppl", "forgetting (ppl)", 1)]
+           ("BWT_ppl", "BWT (ppl)", 1), ("forgetting_ppl", "forgetting (ppl)", 1), ("general_ppl_change", "Δ general ppl", 1)]
 
 
 def markdown_table(summary: pd.DataFrame) -> str:
@@ -26,7 +26,7 @@ def markdown_table(summary: pd.DataFrame) -> str:
     def cell(row, col, prec):
         m, s = row[col], row.get(f"{col}_std")
         if pd.isna(m): return "–"
-        sign = "+" if col.startswith("BWT") and m >= 0 else ""
+        sign = "+" if (col.startswith("BWT") or col == "general_ppl_change") and m >= 0 else ""
         return f"{sign}{m:.{prec}f}" + (f" ± {s:.{prec}f}" if pd.notna(s) else "")
     head = "| method | " + " | ".join(name for _, name, _ in COLUMNS) + " | trainable params | extra memory (MB) |"
     rule = "|---|" + "---:|" * (len(COLUMNS) + 2)
