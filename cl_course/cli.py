@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['METHOD_NAMES', 'FISHER_KINDS', 'BUDGET_NAMES', 'MethodParams', 'check_methods', 'make_parser', 'config_from_args',
-           'check_device', 'run_command', 'main']
+__all__ = ['METHOD_NAMES', 'FISHER_KINDS', 'BUDGET_NAMES', 'CTRL_C_GRACE_S', 'MethodParams', 'check_methods', 'make_parser',
+           'config_from_args', 'check_device', 'run_command', 'main', 'console']
 
 # %% ../nbs/10_cli.ipynb #5a370b74
 METHOD_NAMES = ("naive", "joint", "replay", "ewc", "online-ewc", "prompts", "lora-shared", "lora-per-task", "o-lora")
@@ -171,21 +174,60 @@ def run_command(args: argparse.Namespace) -> int:
     print(f"\nresults: {out / 'results.csv'}, {out / 'summary.csv'}")
     return 0
 
+# %% ../nbs/10_cli.ipynb #f1b2e82f
+CTRL_C_GRACE_S = 5.0   # after Ctrl-C, the longest wait for the run to unwind before the process ends anyway
+
+class _CtrlC:
+    "Ctrl-C for the command: `KeyboardInterrupt` as usual, and an exit (130, one line) that no library can swallow."
+    def __init__(self): self.out, self.pressed, self.said, self.timer = None, False, False, None
+    def message(self) -> str:
+        return "cl-course: interrupted" + (f"; finished work is kept in {self.out}: run the same command with --resume to continue"
+                                           if self.out else "")
+    def say(self) -> None:
+        if not self.said: self.said = True; _say(self.message())
+    def stop(self) -> None:
+        "End the process now (results and checkpoints are renamed into place whole, so nothing is half-written)."
+        self.say(); sys.stdout.flush(); os._exit(130)
+    def _handler(self, signum, frame):
+        if self.pressed: self.stop()   # a second Ctrl-C
+        self.pressed = True
+        self.timer = threading.Timer(CTRL_C_GRACE_S, self.stop); self.timer.daemon = True; self.timer.start()
+        raise KeyboardInterrupt
+    def _unraisable(self, u):
+        if isinstance(u.exc_value, KeyboardInterrupt): self.stop()   # raised in a __del__: Python would print it and go on
+        self._default_unraisable(u)
+    def __enter__(self):
+        self._installed = threading.current_thread() is threading.main_thread()   # signal handlers live in the main thread
+        if self._installed:
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._default_unraisable, sys.unraisablehook = sys.unraisablehook, self._unraisable
+        return self
+    def __exit__(self, *exc):
+        if self.timer is not None: self.timer.cancel()
+        if self._installed: signal.signal(signal.SIGINT, self._previous); sys.unraisablehook = self._default_unraisable
+
 def main(argv: list[str] | None = None) -> int:
     "Entry point of `cl-course`: 0, or 2 with one line for a mistake the user can fix, or 130 on Ctrl-C."
     args = None
-    try:
-        args = make_parser().parse_args(argv)
-        return run_command(args)
-    except KeyboardInterrupt:
-        out = getattr(args, "out", None)
-        _say("cl-course: interrupted" + (f"; finished work is kept in {out}: run the same command with --resume to continue" if out else ""))
-        return 130
-    except (ValueError, OSError) as e:
-        if getattr(args, "debug", False): raise
-        _say(f"cl-course: error: {' '.join(str(e).split())}")
-        return 2
+    with _CtrlC() as ctrl_c:
+        try:
+            args = make_parser().parse_args(argv)
+            ctrl_c.out = getattr(args, "out", None)
+            return run_command(args)
+        except KeyboardInterrupt:
+            ctrl_c.say()
+            return 130
+        except (ValueError, OSError) as e:
+            if getattr(args, "debug", False): raise
+            _say(f"cl-course: error: {' '.join(str(e).split())}")
+            return 2
+
+def console() -> None:
+    "The `cl-course` command: `main`, then exit with its status (130 without the interpreter's shutdown, see above)."
+    code = main()
+    if code == 130: sys.stdout.flush(); sys.stderr.flush(); os._exit(130)
+    sys.exit(code)
 
 # %% ../nbs/10_cli.ipynb #21865cb2
 if __name__ == "__main__" and "IPython" not in sys.modules:   # `python -m cl_course.cli`, not a notebook
-    sys.exit(main())
+    console()

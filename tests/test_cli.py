@@ -104,12 +104,13 @@ def test_no_data_reachable_exits_2(tmp_path):
     assert r.returncode == 2 and "CL_COURSE_DATA" in one_line(r)
 
 
-def test_ctrl_c_while_starting_up(tmp_path):
-    "Ctrl-C during the first seconds (imports, data): one line on its own line, exit status 130."
+@pytest.mark.parametrize("after", [0.5, 0.9, 1.0, 1.5])
+def test_ctrl_c_while_starting_up(tmp_path, after):
+    "Ctrl-C during the first seconds (imports, data; 0.9-1.0 s once lost it in a __del__): one line, exit status 130."
     p = subprocess.Popen([sys.executable, "-m", "cl_course.cli", "run", "--methods", "naive", "--out", str(tmp_path / "o")],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        time.sleep(1.5)
+        time.sleep(after)
         assert p.poll() is None, p.communicate()
         os.killpg(p.pid, signal.SIGINT)
         _, err = p.communicate(timeout=60)
@@ -117,6 +118,30 @@ def test_ctrl_c_while_starting_up(tmp_path):
     assert p.returncode == 130, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("cl-course: interrupted") and "Traceback" not in err, err
+
+
+SWALLOWERS = {   # run_command replaced by code that swallows KeyboardInterrupt, as some libraries do
+    "bare except": "def run(args):\n    while True:\n        try: time.sleep(0.05)\n        except BaseException: pass\n",
+    "__del__": "class D:\n    def __del__(self): time.sleep(0.2)\n"
+               "def run(args):\n    while True: D()\n",   # Python prints an exception raised in __del__ and goes on
+}
+
+@pytest.mark.parametrize("kind", SWALLOWERS)
+def test_ctrl_c_swallowed_by_a_library_still_stops(tmp_path, kind):
+    "A Ctrl-C that the running code swallows still ends the command: one line, exit status 130, no traceback."
+    code = ("import sys, time\nimport cl_course.cli as c\n" + SWALLOWERS[kind] +
+            "c.run_command = run\nprint('ready', flush=True)\nc.console()\n")
+    p = subprocess.Popen([sys.executable, "-c", code, "run", "--out", str(tmp_path / "o")], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert p.stdout.readline().strip() == "ready", p.communicate()
+        time.sleep(0.3)
+        os.killpg(p.pid, signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally: stop(p)
+    assert p.returncode == 130, err
+    assert err.strip().splitlines() == [f"cl-course: interrupted; finished work is kept in {tmp_path / 'o'}: "
+                                        "run the same command with --resume to continue"], err
 
 
 def test_run_resume_and_refuse_other_configuration(tmp_path):
