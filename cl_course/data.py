@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 # %% auto #0
 __all__ = ['HUB_DATASET', 'Article', 'split_articles', 'as_path', 'load_wikitext', 'course_data_source', 'fingerprint',
            'clean_text', 'clean_article', 'Task', 'make_task_stream', 'describe_stream', 'vocab_overlap', 'pack_blocks',
-           'BlockDataset', 'tokenize_articles', 'task_datasets', 'task_loaders']
+           'BlockDataset', 'tokenize_articles', 'task_datasets', 'articles_dataset', 'task_loaders']
 
 # %% ../nbs/01_data.ipynb #40fee1c9
 @dataclass
@@ -350,14 +350,17 @@ def task_datasets(task: Task, tokenizer, block_size: int = 128,
                   context_length: int | None = None,   # the model's context (n_positions); block_size may not exceed it
                  ) -> tuple[BlockDataset, BlockDataset]:
     "Train and eval `BlockDataset`s of `task`, packed into `block_size`-token blocks."
+    return (articles_dataset(task.train, tokenizer, block_size, max_train_blocks, True, context_length),
+            articles_dataset(task.eval, tokenizer, block_size, max_eval_blocks, False, context_length))
+
+def articles_dataset(articles: list[Article], tokenizer, block_size: int = 128, max_blocks: int | None = None,
+                     drop_last: bool = True, context_length: int | None = None) -> BlockDataset:
+    "`articles` packed into at most `max_blocks` blocks of `block_size` tokens (the last one padded unless `drop_last`)."
     if block_size < 2: raise ValueError(f"block_size must be >= 2, got {block_size}.")
     if context_length is not None and block_size > context_length:
         raise ValueError(f"block_size={block_size} is larger than the model's context of {context_length} tokens.")
-    pad = tokenizer.eos_token_id
-    def make(arts, cap, drop_last):
-        blocks = pack_blocks(tokenize_articles(arts, tokenizer), block_size, pad, drop_last=drop_last)
-        return BlockDataset({k: v[:cap] for k, v in blocks.items()})
-    return make(task.train, max_train_blocks, True), make(task.eval, max_eval_blocks, False)
+    blocks = pack_blocks(tokenize_articles(articles, tokenizer), block_size, tokenizer.eos_token_id, drop_last=drop_last)
+    return BlockDataset({k: v[:max_blocks] for k, v in blocks.items()})
 
 def task_loaders(tasks: list[Task], tokenizer, block_size: int = 128, batch_size: int = 8,
                  max_train_blocks: int | None = None, max_eval_blocks: int | None = None,

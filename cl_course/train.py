@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .data import (Article, BlockDataset, Task, as_path, fingerprint, load_wikitext, make_task_stream, task_datasets,
+from .data import (Article, BlockDataset, Task, articles_dataset, as_path, fingerprint, load_wikitext, make_task_stream,
                             task_loaders)
 from .models import load_model, load_tokenizer, model_context, model_fingerprint, n_params, pick_device, tokenizer_name_for
 
@@ -176,6 +176,10 @@ class TrainConfig:
         if self.general_articles < 0: raise ValueError(f"general_articles must be >= 0, got {self.general_articles}.")
         if not (math.isfinite(self.pretrain_lr) and self.pretrain_lr > 0): raise ValueError(f"pretrain_lr must be > 0, got {self.pretrain_lr}.")
 
+    @property
+    def measures(self) -> bool:
+        "Whether this run is large enough to check the course's claims about results (False at the smoke budget: code paths only)."
+        return BUDGETS[self.budget].measures
     def replace(self, **kw) -> "TrainConfig": return dataclasses.replace(self, **kw)
     def to_dict(self) -> dict: return dataclasses.asdict(self)
 
@@ -292,8 +296,7 @@ def stream_loaders(config: TrainConfig, tasks: list[Task], tokenizer) -> list:
 def general_loader(config: TrainConfig, articles: list[Article], tokenizer) -> DataLoader | None:
     "Eval blocks of the general articles (as many as a task's eval split), or None without any."
     if not articles: return None
-    _, ev = task_datasets(Task("general", articles[:1], articles), tokenizer, config.block_size, 1, config.max_eval_blocks,
-                          model_context(config.model))
+    ev = articles_dataset(articles, tokenizer, config.block_size, config.max_eval_blocks, False, model_context(config.model))
     return DataLoader(ev, batch_size=config.batch_size, shuffle=False)
 
 def prepare_stream(config: TrainConfig | None = None, articles=None) -> Stream:
@@ -313,7 +316,7 @@ def prepare_stream(config: TrainConfig | None = None, articles=None) -> Stream:
     texts = [a.title + "\n" + a.text for a in (pre or [a for t in tasks for a in t.train])]   # no pretraining: the tasks' training text
     tok = load_tokenizer(tokenizer_name_for(config.model), texts)
     loaders = stream_loaders(config, tasks, tok)
-    pretrain = task_datasets(Task("pretraining", pre, pre[:1]), tok, config.block_size)[0] if pre else None
+    pretrain = articles_dataset(pre, tok, config.block_size) if pre else None
     return Stream(config, tasks, tok, loaders, pretrain, pre, general_loader(config, gen, tok), gen)
 
 # %% ../nbs/03_training.ipynb #f324278a
