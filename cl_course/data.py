@@ -20,9 +20,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 # %% auto #0
-__all__ = ['HUB_DATASET', 'Article', 'split_articles', 'as_path', 'load_wikitext', 'course_data_source', 'fingerprint',
-           'clean_text', 'clean_article', 'Task', 'make_task_stream', 'describe_stream', 'vocab_overlap', 'pack_blocks',
-           'BlockDataset', 'tokenize_articles', 'task_datasets', 'articles_dataset', 'task_loaders']
+__all__ = ['HUB_DATASET', 'Article', 'split_articles', 'as_path', 'load_wikitext', 'fingerprint', 'clean_text', 'clean_article',
+           'Task', 'make_task_stream', 'describe_stream', 'vocab_overlap', 'pack_blocks', 'BlockDataset',
+           'tokenize_articles', 'task_datasets', 'articles_dataset', 'task_loaders']
 
 # %% ../nbs/01_data.ipynb #40fee1c9
 @dataclass
@@ -175,11 +175,6 @@ def load_wikitext(source: str | os.PathLike = "wikitext-103-raw-v1", # hub confi
         lines, where = _read_local(source, split)
     arts = split_articles(lines, where)
     return arts[:max_articles] if max_articles else arts
-
-# %% ../nbs/01_data.ipynb #b90dbb96
-def course_data_source(default: str = "wikitext-103-raw-v1") -> str:
-    "Where the course reads WikiText from: `$CL_COURSE_DATA` if set, else the hub config `default`."
-    return os.environ.get("CL_COURSE_DATA") or default
 
 # %% ../nbs/01_data.ipynb #9b7841ab
 def fingerprint(*parts) -> str:
