@@ -34,4 +34,4 @@ test-full: env
 	  CL_COURSE_DATA="$(abspath $(STANDIN))/wikitext" nbdev-test --n-workers 1 --timing --flags "slow gpu"
 
 test-py: env test-assets
-	PATH="$(abspath $(BIN)):$$PATH" pytest -q tests
+	PATH="$(abspath $(BIN)):$$PATH" pytest -q tests --junitxml=.cache/pytest-junit.xml   # per-test times in the XML
