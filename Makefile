@@ -1,7 +1,7 @@
 # The two commands of README's quick start. Each sets up what it needs on first use (scripts/bootstrap.py:
 # a virtual environment in .venv with the right PyTorch for this machine and the course) and reuses it afterwards.
 #   make run     the main job: cl-course run on its defaults (make run ARGS="--methods naive,ewc --seeds 0 1 2")
-#   make test    the tests: every notebook top to bottom, then the pytest tests
+#   make test    the tests: every notebook top to bottom, small and at full size, then the pytest tests
 PYTHON ?= python3
 VENV ?= .venv
 ARGS ?=
@@ -19,12 +19,10 @@ run: env
 test-assets:
 	@if [ ! -d tests/js/node_modules ] && command -v npm >/dev/null; then npm ci --prefix tests/js --no-audit --no-fund --loglevel=error; fi
 
-# Every notebook small (as a CPU learner runs it), then the pytest tests. `make test-full` runs every notebook at full size
-# within the smoke budget (cells flagged slow and gpu included, on a 124M GPT-2 stand-in and a WikiText folder with a train
-# split: tests/standin.py, built once in .cache/standin; offline they stand in for the hub's gpt2 and WikiText's train
-# split). Every notebook passes it; it is not in `make test` yet because 09's full-size benchmark leaves about 12 GB of
-# checkpoints in a temporary folder, more disk than CI may have.
-test: env test-assets test-small test-py
+# Every notebook small (as a CPU learner runs it), every notebook at full size within the smoke budget (test-full: cells
+# flagged slow and gpu included, on a 124M GPT-2 stand-in and a WikiText folder with a train split, tests/standin.py,
+# built once in .cache/standin; offline they stand in for the hub's gpt2 and WikiText's train split), then the pytest tests.
+test: env test-assets test-small test-full test-py
 
 test-small: env
 	PATH="$(abspath $(BIN)):$$PATH" nbdev-test --n-workers 1 --timing

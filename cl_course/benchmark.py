@@ -12,6 +12,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ import torch
 from .cli import METHOD_NAMES, MethodParams, check_methods
 from .lora import SWEEP_RANKS
 from .baselines import ExperienceReplay, result_summary, run_joint
-from .data import as_path, fingerprint
+from .data import as_path, atomic_write, fingerprint
 from .train import (Method, Stream, StreamResult, TrainConfig, _fingerprint, course_config, identity_diff, is_main_process,
                              prepare_stream, run_stream, stream_loaders)
 
@@ -83,16 +84,7 @@ def _run_identity(name: str, method: Method | None, stream: Stream) -> dict:
     return dict(_fingerprint(method or Method(), stream), method=name)
 
 def _write_json(path: Path, obj) -> None:
-    if not is_main_process(): return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=float))
-    os.replace(tmp, path)
-
-def _result_from_json(d: dict) -> StreamResult:
-    names = {f.name for f in dataclasses.fields(StreamResult)}
-    d = {k: v for k, v in d.items() if k in names}
-    for k in ("accuracy", "perplexity", "loss"): d[k] = np.array(d[k])
-    return StreamResult(**d)
+    if is_main_process(): atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=1, default=float)))
 
 # %% ../nbs/09_benchmark.ipynb #86ed1c90
 def _check_folder(out: Path, ident: dict, resume: bool, overwrite: bool, opt: dict) -> None:
@@ -116,7 +108,7 @@ def _read_run(f: Path, identity: dict, opt: dict) -> StreamResult:
     if d.get("identity") != identity:
         raise ValueError(f"{f} was written by a different run (differs in: {'; '.join(identity_diff(d.get('identity', {}), identity))}); "
                          f"use another folder, or {opt['overwrite']} to start again.")
-    return _result_from_json(d)
+    return StreamResult.from_dict(d)
 
 def _tasks_done(checkpoint: Path) -> int:
     "How many tasks an interrupted run's checkpoint holds (read without loading its tensors)."
@@ -175,6 +167,7 @@ def run_benchmark(methods: list[str] | None = None,   # default: every method in
                 res.method = name
                 d = dict(res.to_dict(), wall_seconds=time.perf_counter() - t0, identity=identity)
                 _write_json(f, d)
+                if is_main_process(): shutil.rmtree(f.with_suffix(""), ignore_errors=True)   # its checkpoint: the results are in f
                 say(f"{name} (seed {seed}): done in {d['wall_seconds']:.0f} s")
             rows.append(dict(method=name, seed=seed, **result_summary(res)))
             table = pd.DataFrame(rows)
@@ -219,7 +212,7 @@ def load_runs(out_dir: str | os.PathLike, seed: int | None = None) -> dict[str, 
     for f in sorted((as_path(out_dir) / "runs").glob("*-seed*.json")):
         name, s = f.stem.rsplit("-seed", 1)
         if seed is None: seed = int(s)
-        if int(s) == seed: runs[name] = _result_from_json(json.loads(f.read_text()))
+        if int(s) == seed: runs[name] = StreamResult.from_dict(json.loads(f.read_text()))
     return runs
 
 def plot_benchmark_matrices(runs: dict[str, StreamResult], metric: str = "accuracy"):

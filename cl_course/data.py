@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,9 +21,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 # %% auto #0
-__all__ = ['HUB_DATASET', 'Article', 'split_articles', 'as_path', 'load_wikitext', 'fingerprint', 'clean_text', 'clean_article',
-           'Task', 'make_task_stream', 'describe_stream', 'vocab_overlap', 'pack_blocks', 'BlockDataset',
-           'tokenize_articles', 'task_datasets', 'articles_dataset', 'task_loaders']
+__all__ = ['HUB_DATASET', 'Article', 'split_articles', 'as_path', 'load_wikitext', 'fingerprint', 'atomic_write', 'clean_text',
+           'clean_article', 'Task', 'make_task_stream', 'describe_stream', 'vocab_overlap', 'pack_blocks',
+           'BlockDataset', 'tokenize_articles', 'task_datasets', 'articles_dataset', 'task_loaders']
 
 # %% ../nbs/01_data.ipynb #40fee1c9
 @dataclass
@@ -197,6 +198,17 @@ def fingerprint(*parts) -> str:
         else: raise TypeError(f"fingerprint cannot hash a {type(x).__name__}: {x!r:.80}")
     feed(list(parts))
     return h.hexdigest()[:16]
+
+# %% ../nbs/01_data.ipynb #bc40ba52
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+    "Call `write(tmp)` on a temporary file beside `path`, then rename it to `path` (a reader never sees half a file)."
+    path = as_path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally: tmp.unlink(missing_ok=True)
+    return path
 
 # %% ../nbs/01_data.ipynb #f822282b
 _DETOK = [(" @-@ ", "-"), (" @,@ ", ","), (" @.@ ", "."),

@@ -152,7 +152,7 @@ def train_bpe_tokenizer(texts: list[str], vocab_size: int = 4096, cache_dir: str
     if not texts: raise ValueError("train_bpe_tokenizer needs at least one text.")
     h = hashlib.sha256(str(vocab_size).encode())
     for t in texts: h.update(t.encode()); h.update(b"\0")
-    from cl_course.data import as_path
+    from cl_course.data import as_path, atomic_write
     cache = as_path(cache_dir if cache_dir is not None else os.environ.get("CL_COURSE_CACHE", "~/.cache/cl_course"))
     f = cache / f"bpe-{vocab_size}-{h.hexdigest()[:16]}.json"
     if f.exists(): tok = Tokenizer.from_file(str(f))
@@ -163,9 +163,7 @@ def train_bpe_tokenizer(texts: list[str], vocab_size: int = 4096, cache_dir: str
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOT], show_progress=False,
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
         tok.train_from_iterator(texts, trainer=trainer)
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = f.with_suffix(".tmp")
-        tok.save(str(tmp)); tmp.replace(f)
+        atomic_write(f, lambda tmp: tok.save(str(tmp)))
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOT, eos_token=EOT, unk_token=EOT, pad_token=EOT)
 
 # %% ../nbs/02_models.ipynb #fa7417f8

@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .data import (Article, BlockDataset, Task, articles_dataset, as_path, fingerprint, load_wikitext, make_task_stream,
+from .data import (Article, BlockDataset, Task, articles_dataset, as_path, atomic_write, fingerprint, load_wikitext, make_task_stream,
                             task_loaders)
 from .models import load_model, load_tokenizer, model_context, model_fingerprint, n_params, pick_device, tokenizer_name_for
 
@@ -437,9 +437,15 @@ class StreamResult:
         ppl = self.general.get("perplexity")
         return float(ppl[-1] - ppl[0]) if ppl else float("nan")
     def to_dict(self) -> dict:
+        "Plain data (lists, numbers, strings), for JSON."
         d = dataclasses.asdict(self)
-        for k in ("accuracy", "perplexity", "loss"): d[k] = np.asarray(d[k]).tolist()
+        for k in METRICS: d[k] = np.asarray(d[k]).tolist()
         return d
+    @classmethod
+    def from_dict(cls, d: dict) -> StreamResult:
+        "The result `to_dict` wrote (keys that are not fields, e.g. a benchmark's wall time, are ignored)."
+        d = {k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}}
+        return cls(**d | {k: np.array(d[k]) for k in METRICS})
 
 METRICS = ("accuracy", "perplexity", "loss")
 
@@ -469,10 +475,7 @@ def identity_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     "Write `state` to `path` atomically (temporary file, then rename)."
-    path = as_path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
     "Read a checkpoint written by `save_checkpoint` (tensors and plain data only)."
@@ -547,7 +550,13 @@ def cached_run_dir(method: Method, stream: Stream, name: str | None = None) -> P
 
 def run_cached(method: Method, stream: Stream, name: str | None = None) -> StreamResult:
     "`run_stream` checkpointed in the cache: a finished identical run is read back, an unfinished one resumes."
-    return run_stream(method, stream, checkpoint_dir=cached_run_dir(method, stream, name), resume=True)
+    d = cached_run_dir(method, stream, name)
+    if (d / "result.json").exists(): return StreamResult.from_dict(json.loads((d / "result.json").read_text()))
+    res = run_stream(method, stream, checkpoint_dir=d, resume=True)
+    if is_main_process():
+        atomic_write(d / "result.json", lambda tmp: tmp.write_text(json.dumps(res.to_dict(), default=float)))
+        (d / "checkpoint.pt").unlink(missing_ok=True)   # finished: the results stay, the weights go
+    return res
 
 # %% ../nbs/03_training.ipynb #5c56b872
 def original_buggy_loss(model: nn.Module, batch: dict) -> torch.Tensor:

@@ -88,6 +88,7 @@ def test_run_benchmark_out_dir_and_load_runs(kind, wikitext_dir, tmp_path):
     cfg = course_config("small", data=str(wikitext_dir), **TINY)
     table = run_benchmark(["naive"], cfg, [0], out_dir=kind(tmp_path / "bench"))
     assert (tmp_path / "bench" / "results.csv").exists() and list(table["method"]) == ["naive"]
+    assert sorted(p.name for p in (tmp_path / "bench" / "runs").iterdir()) == ["naive-seed0.json"]   # the finished run's checkpoint is gone
     runs = load_runs(kind(tmp_path / "bench"))
     assert list(runs) == ["naive"] and runs["naive"].accuracy.shape == (3, 2)
     log = []

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from cl_course.train import (Method, TrainConfig, causal_lm_loss, course_config, evaluate, lm_loss, load_checkpoint,
-                             prepare_stream, run_stream)
+from cl_course import train
+from cl_course.train import (Method, TrainConfig, cached_run_dir, causal_lm_loss, course_config, evaluate, lm_loss, load_checkpoint,
+                             prepare_stream, run_cached, run_stream)
 
 QUICK = dict(pretrain_articles=0, max_train_blocks=16, max_eval_blocks=4, epochs=1, progress=False)
 
@@ -143,3 +144,16 @@ def test_the_pretrained_start_depends_on_the_corpus_not_on_the_task_split(tmp_pa
     assert len(calls) == 1
     prepare_stream(cfg.replace(pretrain_epochs=2)).new_model()   # other pretraining settings: a new start
     assert calls == [1, 2]
+
+
+def test_run_cached_keeps_a_finished_runs_results_not_its_weights(stream, tmp_path, monkeypatch):
+    "A finished cached run: its results are read back equal to the run's, without running again, and its checkpoint is gone."
+    monkeypatch.setenv("CL_COURSE_CACHE", str(tmp_path))
+    first = run_cached(Method(), stream)
+    d = cached_run_dir(Method(), stream)
+    assert sorted(p.name for p in d.iterdir()) == ["result.json"]
+    monkeypatch.setattr(train, "run_stream", lambda *a, **k: pytest.fail("a finished run was run again"))
+    again = run_cached(Method(), stream)
+    for m in ("accuracy", "perplexity", "loss"): np.testing.assert_array_equal(getattr(again, m), getattr(first, m))
+    assert again.to_dict() == first.to_dict()
+    assert run_stream(Method(), stream).perplexity.tolist() == first.perplexity.tolist()   # the same as a plain run
