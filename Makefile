@@ -7,7 +7,7 @@ VENV ?= .venv
 ARGS ?=
 BIN := $(VENV)/bin
 
-.PHONY: run test env test-assets test-small test-full test-py
+.PHONY: run test env test-assets test-small test-full test-py outputs preview
 
 env:
 	$(PYTHON) scripts/bootstrap.py --venv $(VENV)
@@ -40,3 +40,12 @@ test-full: env
 
 test-py: env test-assets
 	PATH="$(abspath $(BIN)):$$PATH" pytest -q tests --junitxml=.cache/pytest-junit.xml   # per-test times in the XML
+
+# The notebooks are stored with the outputs of a small (CPU) run, scrubbed of stderr, timings, widget state and machine
+# paths (scripts/outputs.py); `make outputs` refreshes them, cells flagged slow included. `make preview` renders the
+# docs pages without Quarto into _preview/ (scripts/preview.py; tests/test_preview.py opens them in Chromium).
+outputs: env
+	$(BIN)/python scripts/outputs.py $(NBS)
+
+preview: env
+	$(BIN)/python scripts/preview.py --out _preview
