@@ -80,11 +80,11 @@ def fisher_setup(a, setup=None):
     if a.stand_in:
         from transformers import GPT2Config, GPT2LMHeadModel
         torch.manual_seed(0)
-        model = GPT2LMHeadModel(GPT2Config()).eval()
+        model = GPT2LMHeadModel(GPT2Config()).eval().to(a.device)
         B, T = a.fisher_blocks or 4, a.block_size
         ids = torch.randint(0, model.config.vocab_size, (B, T), generator=torch.Generator().manual_seed(0))
         mask = torch.ones_like(ids); mask[-1, -T // 8:] = 0   # the last block padded at its end
-        return model, [dict(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100))]
+        return model, [{k: v.to(a.device) for k, v in dict(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)).items()}]
     from cl_course.train import _to
     cfg, loader, model = setup or course_setup(a)
     device = next(model.parameters()).device
@@ -92,8 +92,8 @@ def fisher_setup(a, setup=None):
 
 
 def peak_memory(a, way: str) -> dict:
-    "Peak resident memory (MB) of one call of `way`, in a fresh process running this script with --peak-memory-of."
-    args = [sys.executable, __file__, "--peak-memory-of", way, "--threads", str(a.threads), "--block-size", str(a.block_size)]
+    "Peak memory (MB) of one call of `way` (resident on a CPU, allocated on a GPU), in a fresh process running this script with --peak-memory-of."
+    args = [sys.executable, __file__, "--peak-memory-of", way, "--threads", str(a.threads), "--block-size", str(a.block_size), "--device", a.device]
     args += (["--stand-in"] if a.stand_in else []) + (["--size", a.size] if a.size else []) + (["--fisher-blocks", str(a.fisher_blocks)] if a.fisher_blocks else [])
     return json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
 
@@ -126,7 +126,8 @@ def per_sample_fisher(a, model, blocks: list[dict]) -> dict:
 def stand_in(a) -> dict:
     "Part 2 on a full-size GPT-2 with random weights and random token blocks."
     model, blocks = fisher_setup(a)
-    return dict(model="GPT2LMHeadModel(GPT2Config()), random weights", params=sum(p.numel() for p in model.parameters()),
+    return dict(model="GPT2LMHeadModel(GPT2Config()), random weights", device=str(next(model.parameters()).device),
+                device_name=torch.cuda.get_device_name() if a.device.startswith("cuda") else "cpu", params=sum(p.numel() for p in model.parameters()),
                 attn_implementation=model.config._attn_implementation, fisher=per_sample_fisher(a, model, blocks))
 
 
@@ -192,6 +193,7 @@ def main():
     ap.add_argument("--block-size", type=int, default=128, help="tokens per block with --stand-in")
     ap.add_argument("--exact-tokens", type=int, default=1, help="target tokens for the exact-Fisher comparison (0: skip)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads, pinned (default 1)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="where --stand-in runs (default: cuda if there is one)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--peak-memory-of", choices=list(WAYS), help=argparse.SUPPRESS)   # internal: one call, print its memory
     a = ap.parse_args()
@@ -200,6 +202,11 @@ def main():
     torch.set_num_threads(a.threads)
     if a.peak_memory_of:
         model, blocks = fisher_setup(a)
+        if a.device.startswith("cuda"):   # the GPU's allocations, not the process's resident memory
+            _sync(); before = torch.cuda.memory_allocated(); torch.cuda.reset_peak_memory_stats()
+            run_way(model, blocks, a.peak_memory_of); _sync(); peak = torch.cuda.max_memory_allocated()
+            print(json.dumps(dict(before=before / 2**20, peak=peak / 2**20, above_before=(peak - before) / 2**20, memory="cuda allocated")))
+            return
         with PeakRSS() as m: run_way(model, blocks, a.peak_memory_of)
         print(json.dumps(dict(before=m.start / 2**20, peak=m.peak / 2**20, above_before=m.above_start / 2**20)))
         return
@@ -222,7 +229,7 @@ def main():
           f"{f['loop_over_batched_floor']:.2f}; max relative difference {f['max_rel_diff_hooks_vs_loop']:.1e} (hooks), "
           f"{f['max_rel_diff_vmap_vs_loop']:.1e} (vmap); against float64: "
           + ", ".join(f"{w} {v:.1e}" for w, v in f["max_rel_diff_vs_float64"].items()))
-    print("  peak RSS above the process's memory before the call (MB): " + ", ".join(f"{w} {m['above_before']:.0f}" for w, m in f["peak_memory_MB"].items()))
+    print("  peak memory above the process's before the call (MB; resident on a CPU, allocated on a GPU): " + ", ".join(f"{w} {m['above_before']:.0f}" for w, m in f["peak_memory_MB"].items()))
     if "exact" in res:
         print(f"exact Fisher of {a.exact_tokens} token(s): brute force / ours {res['exact']['bruteforce_over_ours']:.1f} "
               f"(max relative difference {res['exact']['max_rel_diff']:.1e})")
