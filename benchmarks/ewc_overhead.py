@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(1, str(Path(__file__).parent.parent / "tests"))   # oracles: the brute-force reference
 from timing import Machine, PeakRSS, interleaved, summary
 
 
@@ -133,7 +134,8 @@ def stand_in(a) -> dict:
 
 def course(a) -> dict:
     "Parts 1-3 on the course's model and data."
-    from cl_course.ewc import EWC, exact_sq_grads, exact_sq_grads_bruteforce, keep_positions, next_token_targets
+    from cl_course.ewc import EWC, exact_sq_grads, keep_positions, next_token_targets
+    from oracles import exact_sq_grads_bruteforce   # tests/oracles.py: the reference, not part of the library
     from cl_course.train import Method, _to, make_optimizer, training_step
 
     cfg, loader, model = setup = course_setup(a)

@@ -7,7 +7,6 @@ Docs: https://cl-course.github.io/cl_course/attention.html.md"""
 # %% ../nbs/00_attention.ipynb #9ad32c0b
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time

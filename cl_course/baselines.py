@@ -7,15 +7,15 @@ Docs: https://cl-course.github.io/cl_course/baselines.html.md"""
 # %% ../nbs/05_baselines.ipynb #49e7df20
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
+from .cli import MethodParams
+from .data import check_number
 from .metrics import summarize
-from .train import (Method, Stream, StreamResult, evaluate_all, evaluate_general, general_columns, run_cached, run_stream,
-                             train_task, METRICS)
+from .train import (Method, Stream, StreamResult, evaluate_all, evaluate_general, general_columns, train_task,
+                             METRICS)
 
 # %% auto #0
 __all__ = ['run_joint', 'ExperienceReplay', 'result_summary', 'comparison_table']
@@ -42,11 +42,10 @@ class ExperienceReplay(Method):
     "Replay: a reservoir-sampled memory of past blocks, mixed into each batch (a fraction `mix` of it)."
     name = "replay"
 
-    def __init__(self, memory_size: int = 256, # blocks kept from earlier tasks
-                 mix: float = 0.5,             # fraction of each training batch drawn from the memory
+    def __init__(self, memory_size: int = MethodParams.memory_size, # blocks kept from earlier tasks
+                 mix: float = MethodParams.replay_mix,             # fraction of each training batch drawn from the memory
                  seed: int = 0):
-        if not isinstance(memory_size, int) or memory_size < 0:
-            raise ValueError(f"memory_size must be an integer >= 0, got {memory_size!r}.")
+        check_number(memory_size, "memory_size", integer=True, lo=0)
         if not 0 <= mix < 1: raise ValueError(f"mix must be in [0, 1), got {mix!r}.")
         self.memory_size, self.mix, self.seed = memory_size, mix, seed
         self.memory: dict[str, torch.Tensor] | None = None   # blocks, stacked

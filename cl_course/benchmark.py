@@ -15,15 +15,16 @@ import platform
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 
+if TYPE_CHECKING: import pandas as pd   # annotations only: the tables import it when they build
+
 from .cli import METHOD_NAMES, MethodParams, check_methods
-from .lora import SWEEP_RANKS
+from .experiments import REDUCED, SWEEP_RANKS
 from .baselines import ExperienceReplay, result_summary, run_joint
 from .data import as_path, atomic_write, fingerprint
 from .train import (Method, Stream, StreamResult, TrainConfig, _fingerprint, course_config, identity_diff, is_main_process,
@@ -281,7 +282,7 @@ def plot_accuracy_vs_forgetting(summary: "pd.DataFrame", metric: str = "accuracy
     return fig
 
 # %% ../nbs/09_benchmark.ipynb #8994ef21
-QUICK = dict(max_train_blocks=96, epochs=1, max_eval_blocks=32)   # the dashboard's "quick" runs (CPU-sized)
+QUICK = REDUCED   # the dashboard's "quick" runs: the sizes of a reduced stream (CPU-sized)
 
 def dashboard_run(methods: list[str], ewc_lambda: float = MethodParams.ewc_lambda, lora_rank: int = MethodParams.lora_rank,
                   prompt_len: int = MethodParams.prompt_len,
@@ -308,7 +309,7 @@ def dashboard(out_dir: str | Path = "runs/dashboard", quick_caps: dict | None = 
     import ipywidgets as W
     from IPython.display import display
     import matplotlib.pyplot as plt
-    from cl_course.ewc import lambda_slider
+    from cl_course.experiments import lambda_slider
     p = MethodParams()
     methods = W.SelectMultiple(options=list(METHODS), value=tuple(m for m in ("naive", "replay", "ewc") if m in METHODS), rows=len(METHODS), description="methods")
     lam = lambda_slider(p.ewc_lambda, description="EWC λ")

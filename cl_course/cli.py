@@ -15,6 +15,9 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING: from cl_course.train import TrainConfig   # annotations only: the command line answers without importing PyTorch
 
 # %% auto #0
 __all__ = ['METHOD_NAMES', 'FISHER_KINDS', 'BUDGET_NAMES', 'CTRL_C_GRACE_S', 'MethodParams', 'check_methods', 'make_parser',
@@ -145,7 +148,7 @@ def check_device(device: str | None) -> None:
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0.")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError(f"--device mps: Apple's MPS is not available here; leave --device out or use --device cpu.")
+        raise ValueError("--device mps: Apple's MPS is not available here; leave --device out or use --device cpu.")
     if dev.type not in ("cpu", "cuda", "mps"): raise ValueError(f"--device {device}: use cpu, cuda, cuda:N or mps.")
 
 def _say(line: str) -> None:

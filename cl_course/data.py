@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import math
+import numbers
 import os
 import re
 import socket
@@ -21,9 +23,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 # %% auto #0
-__all__ = ['HUB_DATASET', 'Article', 'split_articles', 'as_path', 'load_wikitext', 'fingerprint', 'atomic_write', 'clean_text',
-           'clean_article', 'Task', 'make_task_stream', 'describe_stream', 'vocab_overlap', 'pack_blocks',
-           'BlockDataset', 'tokenize_articles', 'task_datasets', 'articles_dataset', 'task_loaders']
+__all__ = ['HUB_DATASET', 'BLOCK_SIZE', 'BATCH_SIZE', 'Article', 'split_articles', 'as_path', 'load_wikitext', 'fingerprint',
+           'atomic_write', 'check_number', 'clean_text', 'clean_article', 'Task', 'make_task_stream', 'describe_stream',
+           'vocab_overlap', 'pack_blocks', 'BlockDataset', 'tokenize_articles', 'task_datasets', 'articles_dataset',
+           'task_loaders']
 
 # %% ../nbs/01_data.ipynb #40fee1c9
 @dataclass
@@ -210,6 +213,20 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
     finally: tmp.unlink(missing_ok=True)
     return path
 
+# %% ../nbs/01_data.ipynb #983ab80b
+def check_number(x, name: str, *, integer: bool = False, lo: float | None = None, lo_open: bool = False,
+                 hi: float | None = None,      # with `hi` the range reads "in (lo, hi]" (or "[lo, hi]")
+                 or_none: str | None = None):  # None is allowed too; the text says what it means, e.g. " (or None for all)"
+    "`x` if it is a finite number (an integer if `integer`; a bool is neither) within the bounds, else a ValueError naming `name`."
+    if x is None and or_none is not None: return x
+    ok = not isinstance(x, bool) and isinstance(x, numbers.Integral if integer else numbers.Real)
+    ok = ok and math.isfinite(x) and (lo is None or (x > lo if lo_open else x >= lo)) and (hi is None or x <= hi)
+    if not ok:
+        rng = (f"in {'(' if lo_open else '['}{lo:g}, {hi:g}]" if hi is not None
+               else f"{'an integer' if integer else 'a finite number'}" + ("" if lo is None else f" {'>' if lo_open else '>='} {lo:g}"))
+        raise ValueError(f"{name} must be {rng}{or_none or ''}, got {x!r}.")
+    return x
+
 # %% ../nbs/01_data.ipynb #f822282b
 _DETOK = [(" @-@ ", "-"), (" @,@ ", ","), (" @.@ ", "."),
           (r" ([.,;:!?%)\]}])", r"\1"), (r"([(\[{$]) ", r"\1"), (r" (n't|'s|'re|'ve|'m|'ll|'d)\b", r"\1"),
@@ -351,7 +368,9 @@ def tokenize_articles(articles: list[Article], tokenizer) -> list[int]:
         ids += tokenizer(a.title + "\n" + a.text)["input_ids"] + [eos]
     return ids
 
-def task_datasets(task: Task, tokenizer, block_size: int = 128,
+BLOCK_SIZE, BATCH_SIZE = 128, 8   # the course's blocks (tokens) and batches (blocks); `TrainConfig` reads them too
+
+def task_datasets(task: Task, tokenizer, block_size: int = BLOCK_SIZE,
                   max_train_blocks: int | None = None, # cap on training blocks (small CPU runs)
                   max_eval_blocks: int | None = None,  # cap on eval blocks
                   context_length: int | None = None,   # the model's context (n_positions); block_size may not exceed it
@@ -360,7 +379,7 @@ def task_datasets(task: Task, tokenizer, block_size: int = 128,
     return (articles_dataset(task.train, tokenizer, block_size, max_train_blocks, True, context_length),
             articles_dataset(task.eval, tokenizer, block_size, max_eval_blocks, False, context_length))
 
-def articles_dataset(articles: list[Article], tokenizer, block_size: int = 128, max_blocks: int | None = None,
+def articles_dataset(articles: list[Article], tokenizer, block_size: int = BLOCK_SIZE, max_blocks: int | None = None,
                      drop_last: bool = True, context_length: int | None = None) -> BlockDataset:
     "`articles` packed into at most `max_blocks` blocks of `block_size` tokens (the last one padded unless `drop_last`)."
     if block_size < 2: raise ValueError(f"block_size must be >= 2, got {block_size}.")
@@ -369,7 +388,7 @@ def articles_dataset(articles: list[Article], tokenizer, block_size: int = 128, 
     blocks = pack_blocks(tokenize_articles(articles, tokenizer), block_size, tokenizer.eos_token_id, drop_last=drop_last)
     return BlockDataset({k: v[:max_blocks] for k, v in blocks.items()})
 
-def task_loaders(tasks: list[Task], tokenizer, block_size: int = 128, batch_size: int = 8,
+def task_loaders(tasks: list[Task], tokenizer, block_size: int = BLOCK_SIZE, batch_size: int = BATCH_SIZE,
                  max_train_blocks: int | None = None, max_eval_blocks: int | None = None,
                  context_length: int | None = None, seed: int = 0) -> list[tuple[DataLoader, DataLoader]]:
     "A `(train_loader, eval_loader)` pair per task; training batches are shuffled reproducibly from `seed`."

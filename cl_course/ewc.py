@@ -7,30 +7,24 @@ Docs: https://cl-course.github.io/cl_course/ewc.html.md"""
 # %% ../nbs/06_ewc.ipynb #86b2ecc3
 from __future__ import annotations
 
-import math
-import time
 import warnings
 from collections import Counter
 from contextlib import contextmanager
-from typing import Callable, Iterable
+from typing import Iterable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vjp, vmap
 from transformers.pytorch_utils import Conv1D
 
-from .metrics import plot_stream_curves, plot_task_matrix, summarize
-from .train import (IGNORE_INDEX, Method, Stream, StreamResult, budget_points, course_config, original_buggy_loss,
-                             prepare_stream, run_cached, run_stream)
+from .data import check_number
+from .train import IGNORE_INDEX, Method
 
 # %% auto #0
-__all__ = ['PER_SAMPLE_WAYS', 'EXACT_FISHER_LIMITS', 'DEFAULT_LAMBDA', 'ONLINE_GAMMA', 'SWEEP_LAMBDAS', 'LAMBDA_CHOICES',
-           'next_token_targets', 'keep_positions', 'per_sample_sq_grads', 'eager_attention', 'per_sample_sq_grads_vmap',
-           'per_sample_sq_grads_loop', 'exact_sq_grads', 'exact_sq_grads_bruteforce', 'fisher_diag', 'EWC',
-           'original_fisher', 'lambda_sweep', 'sweep_table', 'plot_lambda_sweep', 'plot_ewc_run', 'ewc_experiment',
-           'lambda_slider', 'ewc_widget']
+__all__ = ['PER_SAMPLE_WAYS', 'EXACT_FISHER_LIMITS', 'DEFAULT_LAMBDA', 'DEFAULT_FISHER', 'ONLINE_GAMMA', 'next_token_targets',
+           'keep_positions', 'per_sample_sq_grads', 'eager_attention', 'per_sample_sq_grads_vmap',
+           'per_sample_sq_grads_loop', 'exact_sq_grads', 'fisher_diag', 'EWC']
 
 # %% ../nbs/06_ewc.ipynb #822745e7
 from .cli import FISHER_KINDS, MethodParams   # declared where the command line reads them without importing PyTorch
@@ -38,9 +32,7 @@ from .cli import FISHER_KINDS, MethodParams   # declared where the command line 
 def _check_kind(kind) -> None:
     if kind not in FISHER_KINDS: raise ValueError(f"Unknown Fisher kind {kind!r}; use one of {FISHER_KINDS}.")
 
-def _check_count(v, what: str) -> None:
-    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-        raise ValueError(f"{what} must be a positive integer or None, got {v!r}.")
+def _check_count(v, what: str) -> None: check_number(v, what, integer=True, lo=1, or_none=" (or None for all)")
 
 def next_token_targets(batch: dict) -> torch.Tensor:
     "(B, T-1) targets aligned with `logits[:, :-1]`: the next token, or -100 where there is no real target (padding)."
@@ -248,19 +240,6 @@ def exact_sq_grads(model: nn.Module, ids: torch.Tensor, tgt: torch.Tensor, chunk
                     out[head] += rest
     return out
 
-def exact_sq_grads_bruteforce(model: nn.Module, ids: torch.Tensor, tgt: torch.Tensor) -> dict[str, torch.Tensor]:
-    "The same by brute force: one backward pass for every class of the vocabulary at every target (the test reference)."
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    out = {n: torch.zeros_like(p) for n, p in params}
-    for b in range(len(ids)):
-        for t in (tgt[b] != IGNORE_INDEX).nonzero()[:, 0].tolist():
-            lp = torch.log_softmax(model(input_ids=ids[b:b + 1, :t + 1]).logits[0, -1].float(), -1)
-            for y in range(len(lp)):
-                gs = torch.autograd.grad(lp[y], [p for _, p in params], retain_graph=True, allow_unused=True)
-                for (n, _), g in zip(params, gs):
-                    if g is not None: out[n] += lp[y].exp().detach() * g.pow(2)
-    return out
-
 # %% ../nbs/06_ewc.ipynb #b2abb4b3
 def _sample_targets(model, ids, mask, tgt, generator) -> torch.Tensor:
     "One label per real target position, drawn from the model's predictive distribution."
@@ -324,12 +303,11 @@ def fisher_diag(model: nn.Module,
     return {k: v / denom for k, v in acc.items()}
 
 # %% ../nbs/06_ewc.ipynb #1317c03f
-def _check_lam(lam) -> None:
-    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not math.isfinite(lam) or lam < 0:
-        raise ValueError(f"lam (the EWC penalty strength) must be a finite number >= 0, got {lam!r}.")
+def _check_lam(lam) -> None: check_number(lam, "lam (the EWC penalty strength)", lo=0)
 
 EXACT_FISHER_LIMITS = dict(max_fisher_samples=16, fisher_positions=2)   # the exact Fisher costs ~1 s per target on a CPU
 DEFAULT_LAMBDA = MethodParams.ewc_lambda   # 30, chosen from the sweep below (tiny model, per-token empirical Fisher)
+DEFAULT_FISHER = MethodParams.ewc_fisher    # "empirical": per-sample, the right scale, the cheapest (see the comparison above)
 ONLINE_GAMMA = MethodParams.ewc_gamma      # 0.9: the γ < 1 the widget and the benchmark start online EWC with (EWC's own default, 1, never decays an old Fisher)
 
 class EWC(Method):
@@ -337,15 +315,14 @@ class EWC(Method):
     name = "ewc"
 
     def __init__(self, lam: float = DEFAULT_LAMBDA,       # penalty strength λ
-                 fisher_kind: str = "empirical",          # "exact", "sampled", "empirical" or "batched"
+                 fisher_kind: str = DEFAULT_FISHER,          # "exact", "sampled", "empirical" or "batched"
                  online: bool = False,                    # online EWC: one running Fisher, anchored at the latest weights
                  gamma: float = 1.0,                      # online EWC's decay of the old Fisher, in (0, 1]
                  max_fisher_samples: int | None = 128,    # blocks of each task used for its Fisher (None: all)
                  fisher_positions: int | None = None,     # random targets per block used for the Fisher (None: all; for "exact")
                  seed: int = 0):
         _check_lam(lam); _check_kind(fisher_kind)
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 < gamma <= 1:
-            raise ValueError(f"gamma (online EWC's Fisher decay) must be in (0, 1], got {gamma!r}.")
+        check_number(gamma, "gamma (online EWC's Fisher decay)", lo=0, lo_open=True, hi=1)
         _check_count(max_fisher_samples, "max_fisher_samples"); _check_count(fisher_positions, "fisher_positions")
         self.lam, self.fisher_kind, self.online, self.gamma = float(lam), fisher_kind, bool(online), float(gamma)
         self.max_fisher_samples, self.fisher_positions, self.seed = max_fisher_samples, fisher_positions, seed
@@ -430,134 +407,3 @@ class EWC(Method):
 
     def extra_memory_bytes(self) -> int:
         return sum(v.numel() * v.element_size() for d in (self.fisher, self.anchor) for v in d.values())
-
-# %% ../nbs/06_ewc.ipynb #bf085781
-def original_fisher(model: nn.Module, loader: Iterable[dict], max_samples: int | None = None) -> dict[str, torch.Tensor]:
-    "The original notebook's Fisher, kept to show its bugs: squared minibatch gradients of the unshifted, padding-counted loss."
-    _check_count(max_samples, "max_samples")
-    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    device = next(iter(params.values())).device
-    acc, n, seen = {n: torch.zeros_like(p) for n, p in params.items()}, 0, 0
-    was_training = model.training
-    model.eval()
-    try:
-        for batch in loader:
-            if max_samples is not None and seen >= max_samples: break
-            batch = {k: v[:None if max_samples is None else max_samples - seen].to(device) for k, v in batch.items()}
-            seen += len(batch["input_ids"])
-            gs = torch.autograd.grad(original_buggy_loss(model, batch), list(params.values()), allow_unused=True)
-            for k, g in zip(params, gs):
-                if g is not None: acc[k] += g.pow(2)
-            n += 1
-    finally:
-        model.train(was_training)
-    if n == 0: raise ValueError("original_fisher: the loader is empty.")
-    return {k: v / n for k, v in acc.items()}
-
-# %% ../nbs/06_ewc.ipynb #030292ca
-SWEEP_LAMBDAS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)   # the full sweep below (DEFAULT_LAMBDA is one of them)
-
-def lambda_sweep(stream: Stream, lams: Iterable[float] = SWEEP_LAMBDAS,
-                 new_model: Callable[[], nn.Module] | None = None, # starting model per run (default: cached runs from `stream.new_model()`)
-                 **ewc_kw) -> dict[float, StreamResult]:
-    "Run EWC on `stream` for each λ in `lams` (thinned to the budget's sweep points; other EWC settings from `ewc_kw`); λ -> result."
-    out = {}
-    for lam in budget_points(lams, stream.config):
-        method = EWC(lam=lam, **ewc_kw)
-        out[float(lam)] = run_cached(method, stream) if new_model is None else run_stream(method, stream, model=new_model())
-    return out
-
-def sweep_table(results: dict[float, StreamResult]):
-    "One row per λ: ACC, BWT and forgetting in accuracy and perplexity."
-    import pandas as pd
-    rows = {}
-    for lam, r in sorted(results.items()):
-        a, p = summarize(r.accuracy, metric="accuracy"), summarize(r.perplexity, metric="perplexity")
-        rows[lam] = {"ACC": a["ACC"], "BWT_acc": a["BWT"], "forgetting_acc": a["forgetting"],
-                     "final_ppl": p["ACC"], "BWT_ppl": p["BWT"], "forgetting_ppl": p["forgetting"]}
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("lambda")
-
-def plot_lambda_sweep(results: dict[float, StreamResult], naive: StreamResult | None = None, title: str | None = None):
-    "Final accuracy, final perplexity and BWT (both) against λ (log scale); naive fine-tuning dashed."
-    import matplotlib.pyplot as plt
-    tab = sweep_table(results)
-    ref = sweep_table({0.0: naive}).iloc[0] if naive is not None else None
-    fig, axs = plt.subplots(1, 4, figsize=(17, 3.6))
-    for ax, col, label in zip(axs, ("ACC", "final_ppl", "BWT_acc", "BWT_ppl"),
-                              ("final accuracy (↑)", "final perplexity (↓)", "BWT, accuracy (↑)", "BWT, perplexity (↑)")):
-        ax.semilogx(tab.index, tab[col], "o-", lw=2, label="EWC")
-        if ref is not None: ax.axhline(ref[col], color="grey", ls="--", label="naive (λ = 0)")
-        if col.startswith("BWT"): ax.axhline(0, color="black", lw=0.8)
-        ax.set(xlabel="λ", title=label)
-    axs[0].legend(fontsize=8)
-    if title: fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-# %% ../nbs/06_ewc.ipynb #5c06f523
-def plot_ewc_run(result: StreamResult, reference: StreamResult | None = None, title: str | None = None):
-    "Task matrices (accuracy, perplexity) and perplexity curves of an EWC run, with `reference`'s numbers in the title."
-    import matplotlib.pyplot as plt
-    fig = plt.figure(figsize=(19, 4.6))
-    gs = fig.add_gridspec(1, 3, width_ratios=[1, 1, 1.25])
-    axs = [fig.add_subplot(g) for g in gs]
-    plot_task_matrix(result.accuracy, result.task_names, metric="accuracy", ax=axs[0], title="accuracy")
-    plot_task_matrix(result.perplexity, result.task_names, metric="perplexity", ax=axs[1], title="perplexity")
-    plot_stream_curves(result.perplexity, result.task_names, metric="perplexity", ax=axs[2], title="perplexity over the stream")
-    line = lambda r: (f"ACC {summarize(r.accuracy)['ACC']:.4f}, BWT {summarize(r.accuracy)['BWT']:+.4f} | final ppl "
-                      f"{summarize(r.perplexity, metric='perplexity')['ACC']:.1f}, BWT {summarize(r.perplexity, metric='perplexity')['BWT']:+.2f}")
-    fig.suptitle((title or result.method) + f":  {line(result)}" + (f"\nnaive:  {line(reference)}" if reference is not None else ""))
-    fig.tight_layout()
-    return fig
-
-def ewc_experiment(lam: float = DEFAULT_LAMBDA, fisher_kind: str = "empirical", online: bool = False, gamma: float = 1.0,
-                   stream: Stream | None = None,                         # default: `prepare_stream(course_config())` (full size on a GPU)
-                   new_model: Callable[[], nn.Module] | None = None,     # starting model (default: cached runs from `stream.new_model()`)
-                   reference: StreamResult | None = None,                # naive fine-tuning to compare with (default: its cached run)
-                   max_fisher_samples: int | None = None, fisher_positions: int | None = None) -> dict:
-    "Run EWC with these settings and draw its task matrices and curves: the widget's callback."
-    method_kw = dict(lam=lam, fisher_kind=fisher_kind, online=online, gamma=gamma)
-    if fisher_kind == "exact" and max_fisher_samples is None and fisher_positions is None:
-        max_fisher_samples, fisher_positions = EXACT_FISHER_LIMITS["max_fisher_samples"], EXACT_FISHER_LIMITS["fisher_positions"]
-    method = EWC(**method_kw, max_fisher_samples=128 if max_fisher_samples is None else max_fisher_samples, fisher_positions=fisher_positions)
-    stream = stream if stream is not None else prepare_stream(course_config())
-    if new_model is None:
-        result = run_cached(method, stream)
-        reference = reference if reference is not None else run_cached(Method(), stream)
-    else: result = run_stream(method, stream, model=new_model())
-    name = f"{'online EWC, γ=' + format(gamma, 'g') if online else 'EWC'}, λ={lam:g}, {fisher_kind} Fisher"
-    return dict(result=result, method=method, title=name, figure=plot_ewc_run(result, reference, title=name))
-
-LAMBDA_CHOICES = (0.0, *SWEEP_LAMBDAS, 30_000.0)   # naive (0), the sweep's values, and the batched Fisher's match for the default
-
-def lambda_slider(value: float = DEFAULT_LAMBDA, description: str = "λ"):
-    "A slider over `LAMBDA_CHOICES` and `value`, exactly: a log slider would round 30 to its nearest step in the browser."
-    import ipywidgets as W
-    _check_lam(value)
-    lams = sorted({*LAMBDA_CHOICES, float(value)})
-    return W.SelectionSlider(options=[(f"{v:g}", v) for v in lams], value=float(value), description=description)
-
-def ewc_widget(stream: Stream | None = None, new_model: Callable[[], nn.Module] | None = None,
-               reference: StreamResult | None = None):
-    "An ipywidgets panel (λ, Fisher kind, separate/online, γ, Run) that runs `ewc_experiment` and shows its plots."
-    import ipywidgets as W
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-    lam = lambda_slider(DEFAULT_LAMBDA)
-    kind = W.Dropdown(options=list(FISHER_KINDS), value="empirical", description="Fisher")
-    mode = W.ToggleButtons(options=["separate", "online"], value="separate", description="EWC")
-    gammas = sorted({*(round(0.05 * k, 2) for k in range(1, 21)), ONLINE_GAMMA})   # exact values: a float slider drifts (0.9 -> 0.9000000000000001)
-    gamma = W.SelectionSlider(options=[(f"{g:g}", g) for g in gammas], value=ONLINE_GAMMA, description="γ (online)", disabled=True)
-    button, status, out = W.Button(description="Run", button_style="primary"), W.HTML(), W.Output()
-    mode.observe(lambda ch: setattr(gamma, "disabled", ch["new"] != "online"), names="value")
-    def on_click(_):
-        button.disabled, status.value, t0 = True, "running…", time.perf_counter()
-        try:
-            res = ewc_experiment(lam.value, kind.value, mode.value == "online", gamma.value, stream, new_model, reference)
-            with out:
-                out.clear_output(wait=True); display(res["figure"]); plt.close(res["figure"])
-            status.value = f"done: {res['title']} ({time.perf_counter() - t0:.1f} s)"
-        except Exception as e: status.value = f"<b>error:</b> {e}"
-        finally: button.disabled = False
-    button.on_click(on_click)
-    return W.VBox([W.HBox([lam, kind]), W.HBox([mode, gamma, button]), status, out])

@@ -7,9 +7,7 @@ Docs: https://cl-course.github.io/cl_course/lora.html.md"""
 # %% ../nbs/08_lora.ipynb #2e35e97f
 from __future__ import annotations
 
-import dataclasses
 import math
-import time
 from typing import Sequence
 
 import numpy as np
@@ -18,17 +16,15 @@ from torch import nn
 from transformers.pytorch_utils import Conv1D
 
 from .cli import MethodParams
-from .metrics import plot_stream_curves, plot_task_matrix, summarize
-from .train import (Method, Stream, StreamResult, budget_points, course_config, course_size, model_logits, prepare_stream, run_stream,
-                             stream_loaders)
+from .data import check_number
+from .train import Method, course_size, model_logits
 
 # %% auto #0
-__all__ = ['LORA_BASES', 'DEFAULT_TARGETS', 'DEFAULT_RANK', 'DEFAULT_ALPHA', 'LORA_LR', 'LORA_VARIANTS', 'SWEEP_RANKS',
-           'layer_dims', 'check_rank_alpha', 'LoRAAdapter', 'LoRALayer', 'lora_layers', 'find_targets',
-           'wrap_lora_layers', 'add_adapter', 'add_lora', 'adapter_names', 'set_active_adapters', 'lora_parameters',
-           'merge_lora', 'unmerge_lora', 'parameter_counts', 'copy_to_peft', 'LoRAMethod', 'SharedLoRA', 'PerTaskLoRA',
-           'OLoRA', 'lora_method', 'adapter_overlap', 'reduced_stream', 'rank_sweep', 'plot_rank_sweep',
-           'run_lora_experiment', 'lora_widget']
+__all__ = ['LORA_BASES', 'DEFAULT_TARGETS', 'DEFAULT_RANK', 'DEFAULT_ALPHA', 'LORA_LR', 'LORA_VARIANTS', 'layer_dims',
+           'check_rank_alpha', 'LoRAAdapter', 'LoRALayer', 'lora_layers', 'find_targets', 'wrap_lora_layers',
+           'add_adapter', 'add_lora', 'adapter_names', 'set_active_adapters', 'lora_parameters', 'merge_lora',
+           'unmerge_lora', 'parameter_counts', 'copy_to_peft', 'LoRAMethod', 'SharedLoRA', 'PerTaskLoRA', 'OLoRA',
+           'lora_method', 'adapter_overlap']
 
 # %% ../nbs/08_lora.ipynb #3f515ddc
 LORA_BASES = (nn.Linear, Conv1D)
@@ -41,10 +37,7 @@ def layer_dims(layer: nn.Module) -> tuple[int, int]:
 
 def check_rank_alpha(rank: int, alpha: float) -> None:
     "ValueError unless `rank` is an integer >= 1 and `alpha` a finite number > 0."
-    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 1:
-        raise ValueError(f"rank must be an integer >= 1, got {rank!r}.")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.number)) or not math.isfinite(alpha) or alpha <= 0:
-        raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}.")
+    check_number(rank, "rank", integer=True, lo=1); check_number(alpha, "alpha", lo=0, lo_open=True)
 
 class LoRAAdapter(nn.Module):
     "One low-rank update ΔW = (alpha/r)·B A with A (r, in) and B (out, r), in nn.Linear's (out, in) orientation."
@@ -309,8 +302,7 @@ class LoRAMethod(Method):
         if not targets or not all(isinstance(t, str) and t for t in targets):
             raise ValueError(f"targets must be one or more module names such as 'c_attn', got {targets!r}.")
         if lr is None: lr = LORA_LR[course_size()]
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-            raise ValueError(f"lr must be a finite number > 0, got {lr!r}.")
+        check_number(lr, "lr", lo=0, lo_open=True)
         if not 0 <= dropout < 1: raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
         if init not in ("kaiming", "gaussian"): raise ValueError(f"init must be 'kaiming' or 'gaussian', got {init!r}.")
         self.rank, self.alpha, self.targets, self.dropout, self.init, self.seed = int(rank), float(alpha), targets, dropout, init, seed
@@ -386,8 +378,7 @@ class OLoRA(LoRAMethod):
     name, variant = "o-lora", "o-lora"
     def __init__(self, *args, lambda_orth: float = 0.5, **kwargs):
         super().__init__(*args, **kwargs)
-        if isinstance(lambda_orth, bool) or not isinstance(lambda_orth, (int, float)) or not math.isfinite(lambda_orth) or lambda_orth < 0:
-            raise ValueError(f"lambda_orth must be a finite number >= 0, got {lambda_orth!r}.")
+        check_number(lambda_orth, "lambda_orth", lo=0)
         self.lambda_orth = float(lambda_orth)
     def before_task(self, model, task_id, loader): self._add(model, f"task{task_id}", task_id)
     def penalty(self, model, task_id):
@@ -420,105 +411,3 @@ def adapter_overlap(model: nn.Module, names: Sequence[str] | None = None) -> np.
                 for j in range(len(names)):
                     M[i, j] += ((A[i] @ A[j].T).norm() ** 2 / ((A[i] @ A[i].T).norm() * (A[j] @ A[j].T).norm())).item() / len(layers)
     return M
-
-# %% ../nbs/08_lora.ipynb #c1b97d3c
-def reduced_stream(stream: Stream, n_tasks: int | None = None, max_train_blocks: int | None = 96, epochs: int = 1,
-                   max_eval_blocks: int | None = 32) -> Stream:
-    "The first `n_tasks` tasks of `stream` with at most `max_train_blocks`/`max_eval_blocks` blocks each, for quick CPU runs."
-    n = len(stream) if n_tasks is None else n_tasks
-    if not 1 <= n <= len(stream): raise ValueError(f"n_tasks must be between 1 and {len(stream)}, got {n_tasks}.")
-    c = stream.config.replace(max_train_blocks=max_train_blocks, epochs=epochs, max_eval_blocks=max_eval_blocks, n_tasks=n)
-    return dataclasses.replace(stream, config=c, tasks=stream.tasks[:n], loaders=stream_loaders(c, stream.tasks[:n], stream.tokenizer))
-
-# %% ../nbs/08_lora.ipynb #aff4d2b0
-SWEEP_RANKS = (1, 2, 4, 8, 16, 32)   # the full rank study below
-
-def rank_sweep(stream: Stream, ranks: Sequence[int] = SWEEP_RANKS, variant: str = "shared",
-               alpha_per_rank: float = 2.0,      # alpha = alpha_per_rank * rank: the same scale alpha/r at every rank
-               run=run_stream,                   # run_stream, or run_cached to keep the runs
-               **kwargs):                        # more arguments of the method (targets, lr, ...)
-    "One run of LoRA `variant` per rank (thinned to the budget's sweep points); a DataFrame of accuracy and perplexity metrics, parameters and step time."
-    import pandas as pd
-    if not ranks: raise ValueError("Give at least one rank.")
-    ranks = budget_points(ranks, stream.config)
-    for r in ranks: check_rank_alpha(r, 1.0)
-    check_rank_alpha(1, alpha_per_rank)
-    steps = stream.config.epochs * sum(len(tr) for tr, _ in stream.loaders)
-    rows = []
-    for r in ranks:
-        res = run(lora_method(variant, rank=r, alpha=alpha_per_rank * r, **kwargs), stream)
-        a, p = summarize(res.accuracy, metric="accuracy"), summarize(res.perplexity, metric="perplexity")
-        rows.append(dict(rank=r, ACC=a["ACC"], BWT=a["BWT"], forgetting=a["forgetting"], final_ppl=p["ACC"],
-                         BWT_ppl=p["BWT"], forgetting_ppl=p["forgetting"], trainable_params=res.trainable_params,
-                         ms_per_step=1000 * res.train_seconds / steps, tokens_per_second=res.tokens_per_second))
-    return pd.DataFrame(rows).set_index("rank")
-
-def plot_rank_sweep(df, title: str | None = None):
-    "Average accuracy, BWT (accuracy and perplexity), trainable parameters and step time against the rank."
-    import matplotlib.pyplot as plt
-    panels = [("ACC", "ACC (accuracy, ↑)"), ("BWT", "BWT (accuracy, ↑)"), ("BWT_ppl", "BWT (perplexity, ↑)"),
-              ("trainable_params", "trainable parameters"), ("ms_per_step", "ms per training step")]
-    fig, axs = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4))
-    for ax, (col, label) in zip(axs, panels):
-        ax.plot(df.index, df[col], marker="o")
-        ax.set_xscale("log", base=2); ax.set_xticks(df.index, [str(r) for r in df.index]); ax.set_xlabel("rank r")
-        if col == "trainable_params": ax.set_yscale("log")
-        if col.startswith("BWT"): ax.axhline(0, color="black", lw=0.8)
-        ax.set_title(label)
-    if title: fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-# %% ../nbs/08_lora.ipynb #1ef8ee69
-def run_lora_experiment(variant: str = "shared", rank: int = DEFAULT_RANK, alpha: float = DEFAULT_ALPHA,
-                        targets: Sequence[str] = DEFAULT_TARGETS, stream: Stream | None = None,
-                        metric: str = "perplexity",   # what the figure shows: "perplexity" or "accuracy"
-                        **kwargs) -> dict:
-    "Run one LoRA variant on `stream` (default: a reduced course stream); its result, summaries and figure."
-    import matplotlib.pyplot as plt
-    if metric not in ("perplexity", "accuracy"): raise ValueError(f"metric must be 'perplexity' or 'accuracy', got {metric!r}.")
-    method = lora_method(variant, rank=rank, alpha=alpha, targets=tuple(targets), **kwargs)   # bad input fails here
-    if stream is None: stream = reduced_stream(prepare_stream(course_config(progress=False)))
-    result = run_stream(method, stream)
-    R = getattr(result, metric)
-    fig, axs = plt.subplots(1, 2, figsize=(16, 4.6))
-    plot_task_matrix(R, stream.names, metric=metric, ax=axs[0], title=f"{method.name} (r={rank}, α={alpha:g}): {metric}")
-    plot_stream_curves(R, stream.names, metric=metric, ax=axs[1], title=f"{method.name}: {metric} on each task")
-    fig.tight_layout()
-    summary = {m: summarize(getattr(result, m), metric=m) for m in ("accuracy", "perplexity")}
-    return dict(result=result, summary=summary, figure=fig, adapter_params=method.adapter_params())
-
-def lora_widget(stream: Stream | None = None):
-    "An ipywidgets panel: rank, alpha, target modules, variant, Run; redraws the task matrix and curves."
-    import ipywidgets as W
-    import matplotlib.pyplot as plt
-    import pandas as pd
-    from IPython.display import display
-    rank = W.Dropdown(options=sorted({*SWEEP_RANKS, DEFAULT_RANK}), value=DEFAULT_RANK, description="rank")
-    alphas = sorted({*(2.0 ** k for k in range(8)), float(DEFAULT_ALPHA)})   # 1 to 128: alpha = 2r for every rank of the study
-    alpha = W.SelectionSlider(options=[(f"{a:g}", a) for a in alphas], value=float(DEFAULT_ALPHA), description="alpha")
-    names = [*DEFAULT_TARGETS, *(t for t in ("attn.c_proj", "mlp.c_proj") if t not in DEFAULT_TARGETS)]
-    targets = W.SelectMultiple(options=names, value=DEFAULT_TARGETS, rows=len(names), description="targets")
-    variant = W.ToggleButtons(options=list(LORA_VARIANTS), value="shared", description="variant")
-    metric = W.Dropdown(options=["perplexity", "accuracy"], value="perplexity", description="show")
-    button, status, out = W.Button(description="Run", button_style="primary"), W.HTML(), W.Output()
-    cache = {"stream": stream}
-    def on_click(_):
-        button.disabled, t0 = True, time.perf_counter()
-        out.clear_output()
-        try:
-            if cache["stream"] is None:
-                status.value = "preparing the reduced stream…"
-                cache["stream"] = reduced_stream(prepare_stream(course_config(progress=False)))
-            status.value = f"training {variant.value} LoRA (rank {rank.value}) on {len(cache['stream'])} tasks…"
-            res = run_lora_experiment(variant.value, rank.value, alpha.value, list(targets.value), cache["stream"], metric.value)
-            with out:
-                display(pd.DataFrame({m: {k: s[k] for k in ("ACC", "BWT", "forgetting")} for m, s in res["summary"].items()}).T.round(4))
-                display(res["figure"]); plt.close(res["figure"])
-            status.value = (f"done: {variant.value} LoRA, r={rank.value}, α={alpha.value:g}, targets {', '.join(targets.value)}: "
-                            f"{res['result'].trainable_params:,} trainable parameters, {res['adapter_params']:,} kept in adapters "
-                            f"({time.perf_counter() - t0:.1f} s)")
-        except Exception as e: status.value = f"<b>error:</b> {e}"
-        finally: button.disabled = False
-    button.on_click(on_click)
-    return W.VBox([W.HBox([W.VBox([variant, rank, alpha, metric, button]), targets]), status, out])

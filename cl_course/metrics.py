@@ -7,15 +7,20 @@ Docs: https://cl-course.github.io/cl_course/metrics.html.md"""
 # %% ../nbs/04_metrics.ipynb #29987c96
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import matplotlib.pyplot as plt
-from matplotlib.colors import LogNorm, Normalize
-from matplotlib.patches import Rectangle
+
+class _Lazy:
+    "A module imported on first use: the metrics need numpy only, the plots (and their annotations) matplotlib."
+    def __init__(self, name: str): self._name = name
+    def __getattr__(self, attr): return getattr(importlib.import_module(self._name), attr)
+
+plt = _Lazy("matplotlib.pyplot")
 
 # %% auto #0
-__all__ = ['HIGHER_IS_BETTER', 'direction', 'split_initial', 'average_accuracy', 'backward_transfer', 'forward_transfer',
+__all__ = ['plt', 'HIGHER_IS_BETTER', 'direction', 'split_initial', 'average_accuracy', 'backward_transfer', 'forward_transfer',
            'forgetting_per_task', 'forgetting', 'summarize', 'plot_task_matrix', 'plot_stream_curves', 'method_table',
            'plot_method_comparison']
 
@@ -167,6 +172,7 @@ def _task_names(task_names, T: int) -> list[str]:
     return names
 
 def _task_color(j: int):
+    import matplotlib.pyplot as plt
     return plt.get_cmap("tab10" if j < 10 else "tab20")(j % 20 if j >= 10 else j)
 
 def _plain_log_ticks(axis):
@@ -191,6 +197,9 @@ def plot_task_matrix(R: np.ndarray,                    # (T, T) task matrix, or 
     else: M = _check_R(M, metric)
     T = M.shape[1]
     names = _task_names(task_names, T)
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm, Normalize
+    from matplotlib.patches import Rectangle
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(1.2 * T + 3, 0.75 * len(M) + 1.6))
     lo, hi = float(M.min()), float(M.max())
     if hi <= lo: hi = lo * 1.01 + 1e-9
@@ -250,6 +259,7 @@ def plot_stream_curves(scores: np.ndarray,                     # (T+1, T) or (T,
             raise ValueError(f"boundaries must be increasing steps within [{x[0]:g}, {x[-1]:g}], got {list(bd)}.")
         edges = np.concatenate([[x[0]], bd, [x[-1]]])
         spans = list(zip(edges[:-1], edges[1:])) if len(bd) == T - 1 else []
+    import matplotlib.pyplot as plt
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(9, 4.2))
     for i, (lo, hi) in enumerate(spans):
         ax.axvspan(lo, hi, color=_task_color(i), alpha=0.10, lw=0)
@@ -322,6 +332,7 @@ def plot_method_comparison(results,                                  # anything 
     higher_acc = direction(metric) > 0
     tab = method_table(results, metrics)
     names = list(tab.index)
+    import matplotlib.pyplot as plt
     if axes is None: fig, axes = plt.subplots(1, len(metrics), figsize=(1.2 * len(names) * len(metrics) + 2.5, 3.8), squeeze=False); axes = axes[0]
     else:
         if len(axes) != len(metrics): raise ValueError(f"Got {len(axes)} axes for {len(metrics)} metrics.")

@@ -14,6 +14,8 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from .cli import MethodParams
+from .data import check_number
 from .train import IGNORE_INDEX, Method, causal_lm_loss, evaluate, model_logits
 
 # %% auto #0
@@ -47,16 +49,14 @@ def init_prompt(embedding: nn.Embedding, # the model's token embedding table E (
     return embedding.weight.detach()[ids.to(embedding.weight.device)].float().clone()
 
 def _check_prompt_len(prompt_len) -> None:
-    if isinstance(prompt_len, bool) or not isinstance(prompt_len, int) or prompt_len < 1:
-        raise ValueError(f"prompt_len must be an integer >= 1, got {prompt_len!r}.")
+    check_number(prompt_len, "prompt_len", integer=True, lo=1)
 
 # %% ../nbs/07_progressive_prompts.ipynb #0455c7b0
 class ResidualPromptMLP(nn.Module):
     "The paper's prompt reparameterisation: P = W2·tanh(W1·P0 + b1) + b2 + P0, with a bottleneck of `bottleneck`."
     def __init__(self, d_model: int, bottleneck: int):
         super().__init__()
-        if isinstance(bottleneck, bool) or not isinstance(bottleneck, int) or bottleneck < 1:
-            raise ValueError(f"mlp_bottleneck must be an integer >= 1 (or None for no MLP), got {bottleneck!r}.")
+        check_number(bottleneck, "mlp_bottleneck", integer=True, lo=1, or_none=" (or None for no MLP)")
         self.down, self.up = nn.Linear(d_model, bottleneck), nn.Linear(bottleneck, d_model)
     def forward(self, p: torch.Tensor) -> torch.Tensor:
         return self.up(torch.tanh(self.down(p))) + p
@@ -108,7 +108,7 @@ class ProgressivePrompts(Method):
     "Progressive Prompts (Razdaibiedina et al. 2023) for GPT-2: a frozen model, a new soft prompt per task, [P_k; …; P_1; x]."
     name = "prompts"
 
-    def __init__(self, prompt_len: int = 10,            # L: prompt vectors per task
+    def __init__(self, prompt_len: int = MethodParams.prompt_len,   # L: prompt vectors per task
                  init: str = "random",                  # "random" vocabulary tokens (the paper's code) or "text"
                  init_text: str | None = None,          # the text for init="text"
                  tokenizer=None,                        # tokenises `init_text`
@@ -125,8 +125,7 @@ class ProgressivePrompts(Method):
             if tokenizer is None: raise ValueError("init='text' needs the tokenizer that turns init_text into token ids.")
         elif init_text is not None: raise ValueError("init_text is only used with init='text'.")
         if mlp_bottleneck is not None: ResidualPromptMLP(1, mlp_bottleneck)   # validates
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-            raise ValueError(f"lr must be a finite number > 0, got {lr!r}.")
+        check_number(lr, "lr", lo=0, lo_open=True)
         self.prompt_len, self.init, self.init_text, self.tokenizer = prompt_len, init, init_text, tokenizer
         self.mlp_bottleneck, self.lr, self.seed, self.strict = mlp_bottleneck, float(lr), seed, strict
         self.prompts: list[torch.Tensor] = []   # finished tasks' prompts, frozen, MLP folded in
@@ -197,8 +196,7 @@ class ProgressivePrompts(Method):
     def prompt_stack(self, task_id: int, strict: bool | None = None) -> torch.Tensor | None:
         "[P_j; …; P_1] (newest first) for task j = `task_id`: its own and the earlier prompts, (n, d); None if none exist."
         strict = self.strict if strict is None else strict
-        if isinstance(task_id, bool) or not isinstance(task_id, int) or task_id < 0:
-            raise ValueError(f"task_id must be an integer >= 0, got {task_id!r}.")
+        check_number(task_id, "task_id", integer=True, lo=0)
         if task_id >= self.n_tasks:
             if strict:
                 raise ValueError(f"Task {task_id} has no prompt yet (prompts exist for tasks 0..{self.n_tasks - 1}): "

@@ -25,9 +25,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .data import (Article, BlockDataset, Task, articles_dataset, as_path, atomic_write, fingerprint, load_wikitext, make_task_stream,
+from .data import (BATCH_SIZE, BLOCK_SIZE, Article, BlockDataset, Task, articles_dataset, as_path, atomic_write, fingerprint, load_wikitext, make_task_stream,
                             task_loaders)
-from .models import load_model, load_tokenizer, model_context, model_fingerprint, n_params, pick_device, tokenizer_name_for
+from .models import load_model, load_tokenizer, model_context, model_fingerprint, tokenizer_name_for
 
 # %% auto #0
 __all__ = ['IGNORE_INDEX', 'BUDGETS', 'SIZES', 'PRETRAIN_SEED', 'METRICS', 'causal_lm_loss', 'model_logits', 'lm_loss',
@@ -142,8 +142,8 @@ class TrainConfig:
     general_articles: int = 4           # articles in no task (and not pretrained on): general ability, watched for forgetting (0: none)
     pretrain_epochs: int = 10
     pretrain_lr: float = 2e-3
-    block_size: int = 128
-    batch_size: int = 8
+    block_size: int = BLOCK_SIZE        # tokens per block (declared with the data)
+    batch_size: int = BATCH_SIZE        # blocks per batch (likewise)
     max_train_blocks: int | None = None # per task; None: all
     max_eval_blocks: int | None = 64    # per task; None: all
     epochs: int = 2

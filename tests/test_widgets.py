@@ -6,10 +6,11 @@ untouched widget would not run its default. tests/test_widgets_browser.py checks
 import ipywidgets as W
 import pytest
 
-from cl_course import benchmark, ewc, lora
+from cl_course import benchmark, experiments
 from cl_course.benchmark import METHODS, MethodParams, dashboard
-from cl_course.ewc import DEFAULT_LAMBDA, EWC, LAMBDA_CHOICES, ONLINE_GAMMA, SWEEP_LAMBDAS, ewc_widget, lambda_slider
-from cl_course.lora import DEFAULT_ALPHA, DEFAULT_RANK, DEFAULT_TARGETS, SWEEP_RANKS, lora_method, lora_widget
+from cl_course.ewc import DEFAULT_LAMBDA, EWC, ONLINE_GAMMA
+from cl_course.experiments import LAMBDA_CHOICES, SWEEP_LAMBDAS, SWEEP_RANKS, ewc_widget, lambda_slider, lora_widget
+from cl_course.lora import DEFAULT_ALPHA, DEFAULT_RANK, DEFAULT_TARGETS, lora_method
 from cl_course.train import course_config
 
 DRIFTING = (W.FloatSlider, W.FloatLogSlider, W.FloatRangeSlider)
@@ -68,7 +69,7 @@ def test_untouched_ewc_widget_asks_for_the_cached_default_run(monkeypatch):
     asked = []
     def run_cached(method, stream):
         asked.append((method, stream)); raise _Stop
-    monkeypatch.setattr(ewc, "run_cached", run_cached)
+    monkeypatch.setattr(experiments, "run_cached", run_cached)
     stream = object()   # never used: run_cached stops first
     panel = ewc_widget(stream)
     click_run(panel)
@@ -95,7 +96,7 @@ def test_lora_widget_starts_at_the_defaults_and_offers_the_rank_study(monkeypatc
     asked = []
     def run_lora_experiment(variant, rank, alpha, targets, stream, metric):
         asked.append(dict(variant=variant, rank=rank, alpha=alpha, targets=tuple(targets))); raise _Stop
-    monkeypatch.setattr(lora, "run_lora_experiment", run_lora_experiment)
+    monkeypatch.setattr(experiments, "run_lora_experiment", run_lora_experiment)
     click_run(panel)
     (a,) = asked
     assert lora_method(**a).config() == lora_method("shared").config()   # the defaults, exactly

@@ -34,12 +34,12 @@ RUN_TIMEOUT_MS = 300_000   # a Run, or the first render: generous, for a cold ca
 
 # The notebooks: a reduced 2-task stream from the course's own stream (the dashboard builds its own, with tiny caps).
 PID_CELL = 'import os\nopen("{name}.pid", "w").write(str(os.getpid()));   # the test ends this kernel by its id if it must'
-STREAM_CELLS = ["from cl_course.train import course_config, prepare_stream\nfrom cl_course.lora import reduced_stream",
+STREAM_CELLS = ["from cl_course.train import course_config, prepare_stream\nfrom cl_course.experiments import reduced_stream",
                 "stream = prepare_stream(course_config(progress=False))\n"
                 "small = reduced_stream(stream, n_tasks=2, max_train_blocks=16, max_eval_blocks=8)"]
 NOTEBOOKS = {
-    "ewc": STREAM_CELLS + ["from cl_course.ewc import ewc_widget", "ewc_widget(small, new_model=stream.new_model)"],
-    "lora": STREAM_CELLS + ["from cl_course.lora import lora_widget", "lora_widget(small)"],
+    "ewc": STREAM_CELLS + ["from cl_course.experiments import ewc_widget", "ewc_widget(small, new_model=stream.new_model)"],
+    "lora": STREAM_CELLS + ["from cl_course.experiments import lora_widget", "lora_widget(small)"],
     "dashboard": ["from cl_course.benchmark import dashboard",
                   'dashboard(out_dir="dashboard-runs", quick_caps=dict(max_train_blocks=16, epochs=1, max_eval_blocks=8))'],
 }
@@ -311,7 +311,8 @@ def page_of(lab):
 
 
 def test_ewc_widget_in_jupyterlab(page_of):
-    from cl_course.ewc import DEFAULT_LAMBDA, LAMBDA_CHOICES
+    from cl_course.ewc import DEFAULT_LAMBDA
+    from cl_course.experiments import LAMBDA_CHOICES
     page = page_of("ewc")
     _assert_real_controls(page, "EWC")
     _shot(page, "ewc_rendered")
