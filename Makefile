@@ -1,13 +1,13 @@
 # The two commands of README's quick start. Each sets up what it needs on first use (scripts/bootstrap.py:
 # a virtual environment in .venv with the right PyTorch for this machine and the course) and reuses it afterwards.
 #   make run     the main job: cl-course run on its defaults (make run ARGS="--methods naive,ewc --seeds 0 1 2")
-#   make test    the tests: every notebook top to bottom, small and at full size, then the pytest tests
+#   make test    the tests: every notebook top to bottom, small and at full size, and the pytest tests
 PYTHON ?= python3
 VENV ?= .venv
 ARGS ?=
 BIN := $(VENV)/bin
 
-.PHONY: run test env test-assets test-small test-full test-py outputs preview
+.PHONY: run test env test-assets test-small test-full test-py test-lanes py-1 py-2 py-3 py-rest outputs preview
 
 env:
 	$(PYTHON) scripts/bootstrap.py --venv $(VENV)
@@ -21,11 +21,19 @@ test-assets:
 
 # Every notebook small (as a CPU learner runs it), every notebook at full size within the smoke budget (test-full: cells
 # flagged slow and gpu included, on a 124M GPT-2 stand-in and a WikiText folder with a train split, tests/standin.py,
-# built once in .cache/standin; offline they stand in for the hub's gpt2 and WikiText's train split), then the pytest tests.
-test: env test-assets test-small test-full test-py
+# built once in .cache/standin; offline they stand in for the hub's gpt2 and WikiText's train split), and the pytest tests.
+# They run in two lanes side by side, each with half the cores' threads: on 2 cores two one-thread jobs get through more
+# than one two-thread job at a time (PyTorch's kernels on these small shapes scale poorly; benchmarks/results/ci_times.json).
+# The full-size notebooks stay one at a time (memory); the pytest files come in four parts that fill whichever lane is free.
+LANE_THREADS := $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n > 3 ? n / 2 : 1 )))
+test: env test-assets
+	$(MAKE) --no-print-directory -j2 --output-sync=line OMP_NUM_THREADS=$(LANE_THREADS) MKL_NUM_THREADS=$(LANE_THREADS) test-lanes
+
+test-lanes: test-small test-full py-1 py-2 py-3 py-rest
 
 test-small: env
-	PATH="$(abspath $(BIN)):$$PATH" nbdev-test --n-workers 1 --timing
+	@t=$$(date +%s); PATH="$(abspath $(BIN)):$$PATH" nbdev-test --n-workers 1 --timing; rc=$$?; \
+	  echo "[time] test-small: $$(( $$(date +%s) - t )) s"; exit $$rc
 
 STANDIN := .cache/standin
 FULL_NBS ?= $(sort $(wildcard nbs/*.ipynb))
@@ -33,13 +41,25 @@ FULL_NBS ?= $(sort $(wildcard nbs/*.ipynb))
 # estimates until it ends, and was killed out of memory on this 24 GB machine; on its own no notebook needs more than 16 GB.
 test-full: env
 	$(BIN)/python tests/standin.py $(STANDIN) >/dev/null
-	@failed=; for nb in $(FULL_NBS); do \
+	@failed=; t0=$$(date +%s); for nb in $(FULL_NBS); do t=$$(date +%s); \
 	  PATH="$(abspath $(BIN)):$$PATH" CL_COURSE_SIZE=full CL_COURSE_BUDGET=smoke CL_COURSE_MODEL_DIR="$(abspath $(STANDIN))/gpt2" \
-	    CL_COURSE_DATA="$(abspath $(STANDIN))/wikitext" nbdev-test "$$nb" --n-workers 1 --timing --flags "slow gpu" || failed="$$failed $$nb"; \
-	done; if [ -n "$$failed" ]; then echo "failed at full size:$$failed" >&2; exit 1; fi
+	    CL_COURSE_DATA="$(abspath $(STANDIN))/wikitext" nbdev-test "$$nb" --n-workers 1 --flags "slow gpu" || failed="$$failed $$nb"; \
+	  echo "[time] full size $$(basename $$nb): $$(( $$(date +%s) - t )) s"; \
+	done; echo "[time] test-full: $$(( $$(date +%s) - t0 )) s"; if [ -n "$$failed" ]; then echo "failed at full size:$$failed" >&2; exit 1; fi
 
 test-py: env test-assets
 	PATH="$(abspath $(BIN)):$$PATH" pytest -q tests --junitxml=.cache/pytest-junit.xml   # per-test times in the XML
+
+# The pytest files in four parts of about equal time (py-rest: every file not named in another part, new ones included).
+PY_1 := tests/test_accelerate.py tests/test_seeds.py
+PY_2 := tests/test_cli.py tests/test_train.py
+PY_3 := tests/test_full_path.py tests/test_widgets_browser.py tests/test_paths.py
+py-1 py-2 py-3: env
+	@t=$$(date +%s); PATH="$(abspath $(BIN)):$$PATH" pytest -q $(PY_$(subst py-,,$@)) --junitxml=.cache/pytest-junit-$@.xml; rc=$$?; \
+	  echo "[time] $@: $$(( $$(date +%s) - t )) s"; exit $$rc
+py-rest: env
+	@t=$$(date +%s); PATH="$(abspath $(BIN)):$$PATH" pytest -q tests $(addprefix --ignore=,$(PY_1) $(PY_2) $(PY_3)) \
+	  --junitxml=.cache/pytest-junit-$@.xml; rc=$$?; echo "[time] $@: $$(( $$(date +%s) - t )) s"; exit $$rc
 
 # The notebooks are stored with the outputs of a small (CPU) run, scrubbed of stderr, timings, widget state and machine
 # paths (scripts/outputs.py); `make outputs` refreshes them, cells flagged slow included. `make preview` renders the

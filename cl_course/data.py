@@ -14,6 +14,7 @@ import numbers
 import os
 import re
 import socket
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,7 +207,7 @@ def fingerprint(*parts) -> str:
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
     "Call `write(tmp)` on a temporary file beside `path`, then rename it to `path` (a reader never sees half a file)."
     path = as_path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")   # its own name: two processes may write one file
     try:
         write(tmp)
         os.replace(tmp, path)

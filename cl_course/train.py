@@ -194,7 +194,7 @@ class Budget:
 BUDGETS = {
     "default": Budget(),
     # every code path of either size in minutes on a 2-core CPU, the 124M model included (CI, and a first try of `full`)
-    "smoke": Budget(dict(max_articles=24, n_tasks=3, block_size=32, batch_size=2, max_train_blocks=4, max_eval_blocks=2,
+    "smoke": Budget(dict(max_articles=24, n_tasks=3, block_size=32, batch_size=2, max_train_blocks=2, max_eval_blocks=2,
                          epochs=1, pretrain_epochs=1), sweep_points=2, fisher_samples=1, measures=False),
 }
 

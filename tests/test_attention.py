@@ -186,4 +186,4 @@ def test_benchmark_script(tmp_path):
     assert data["device"] == "cpu" and data["config"]["lengths"] == [32, 64, 128]
     assert len(data["results"]) == 2 * 2 * 3      # impls x modes x lengths
     assert {(e["impl"], e["mode"]) for e in data["exponents"]} == {(i, m) for i in ("naive", "sdpa") for m in ("forward", "forward+backward")}
-    assert not out.with_suffix(".tmp").exists()
+    assert not list(tmp_path.glob("*.tmp")), "a temporary file was left behind"

@@ -91,3 +91,22 @@ def test_task_datasets_block_size_checks(wikitext_dir):
     tr, ev = task_datasets(task, tok, block_size=64, max_train_blocks=5)
     assert len(tr) == 5 and tr.n_tokens == 5 * 64
     assert not set(a.title for a in task.train) & set(a.title for a in task.eval)
+
+
+def test_atomic_write_from_concurrent_writers(tmp_path):
+    "Writers of one file at once (two notebooks or processes sharing a cache): none fails, the file is one writer's whole text."
+    import threading
+    target, barrier, errors = tmp_path / "shared.json", threading.Barrier(8), []
+    def write(i):
+        def body(tmp):
+            tmp.write_text(str(i) * 1000)
+            barrier.wait(timeout=10)   # every writer holds its temporary file before any renames it
+        try: data.atomic_write(target, body)
+        except Exception as e: errors.append(e)
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    assert not errors, errors
+    text = target.read_text()
+    assert len(set(text)) == 1 and len(text) == 1000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.json"]   # no temporary file left
