@@ -7,7 +7,7 @@ VENV ?= .venv
 ARGS ?=
 BIN := $(VENV)/bin
 
-.PHONY: run test env test-assets test-small test-full test-py test-lanes py-1 py-2 py-3 py-rest outputs preview
+.PHONY: run test env test-assets test-small test-full test-py test-lanes test-quick quick-lanes py-1 py-2 py-3 py-rest outputs preview
 
 env:
 	$(PYTHON) scripts/bootstrap.py --venv $(VENV)
@@ -30,6 +30,12 @@ test: env test-assets
 	$(MAKE) --no-print-directory -j2 --output-sync=line OMP_NUM_THREADS=$(LANE_THREADS) MKL_NUM_THREADS=$(LANE_THREADS) test-lanes
 
 test-lanes: test-small test-full py-1 py-2 py-3 py-rest
+
+# The small configuration alone (no full-size notebooks): the small notebooks and the pytest files, in the same two lanes.
+test-quick: env test-assets
+	$(MAKE) --no-print-directory -j2 --output-sync=line OMP_NUM_THREADS=$(LANE_THREADS) MKL_NUM_THREADS=$(LANE_THREADS) quick-lanes
+
+quick-lanes: test-small py-1 py-2 py-3 py-rest
 
 test-small: env
 	@t=$$(date +%s); PATH="$(abspath $(BIN)):$$PATH" nbdev-test --n-workers 1 --timing; rc=$$?; \
