@@ -18,7 +18,7 @@ flagged "noisy". Ratios are of medians measured in the same run (the machine may
    batch's). Agreement with the loop: the largest over weight tensors of max|a - b| / max|b|; the same against the
    loop run in float64 (the float32 loop is not exact either). Peak memory (RSS) of one call of each, each in a fresh
    process (so that no other call's memory is counted), above that process's memory before the call.
-3. The exact Fisher of a few target tokens with `cl_course.ewc.exact_sq_grads` (|context| + d backward passes per
+3. The exact Fisher of a few target tokens with `cl_course.fisher.exact_sq_grads` (|context| + d backward passes per
    token) and by brute force (one backward pass per vocabulary entry), with their agreement (`--exact-tokens 0` skips it).
 
 `--stand-in` runs part 2 only, on `transformers.GPT2LMHeadModel(GPT2Config())` (124 M parameters, random weights: the
@@ -64,7 +64,7 @@ WAYS = {"hooks": "layer by layer (per_sample='hooks', the default)", "vmap": "to
 
 def run_way(model, blocks: list[dict], way: str) -> dict:
     "The Fisher of `blocks` computed `way` (one of WAYS)."
-    from cl_course.ewc import fisher_diag
+    from cl_course.fisher import fisher_diag
     return fisher_diag(model, blocks, "batched") if way == "batched_floor" else fisher_diag(model, blocks, "empirical", per_sample=way)
 
 
@@ -101,7 +101,7 @@ def peak_memory(a, way: str) -> dict:
 
 def per_sample_fisher(a, model, blocks: list[dict]) -> dict:
     "Part 2: the empirical Fisher of `blocks` three ways and the batched Fisher, interleaved; ratios, agreement and memory."
-    from cl_course.ewc import fisher_diag
+    from cl_course.fisher import fisher_diag
     times = interleaved({w: timed(lambda w=w: run_way(model, blocks, w)) for w in WAYS}, a.repeats)
     res = {w: summary(t) for w, t in times.items()}
     values = {w: run_way(model, blocks, w) for w in ("hooks", "vmap", "loop")}
@@ -134,7 +134,8 @@ def stand_in(a) -> dict:
 
 def course(a) -> dict:
     "Parts 1-3 on the course's model and data."
-    from cl_course.ewc import EWC, exact_sq_grads, keep_positions, next_token_targets
+    from cl_course.ewc import EWC
+    from cl_course.fisher import exact_sq_grads, keep_positions, next_token_targets
     from oracles import exact_sq_grads_bruteforce   # tests/oracles.py: the reference, not part of the library
     from cl_course.train import Method, _to, make_optimizer, training_step
 

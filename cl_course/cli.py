@@ -25,7 +25,7 @@ __all__ = ['METHOD_NAMES', 'FISHER_KINDS', 'BUDGET_NAMES', 'CTRL_C_GRACE_S', 'Me
 
 # %% ../nbs/10_cli.ipynb #5a370b74
 METHOD_NAMES = ("naive", "joint", "replay", "ewc", "online-ewc", "prompts", "lora-shared", "lora-per-task", "o-lora")
-FISHER_KINDS = ("exact", "sampled", "empirical", "batched")   # EWC's estimates of the Fisher (06_ewc)
+FISHER_KINDS = ("exact", "sampled", "empirical", "batched")   # EWC's estimates of the Fisher (05a_fisher)
 BUDGET_NAMES = ("default", "smoke")                           # `cl_course.train.BUDGETS` (checked there)
 
 @dataclass

@@ -11,19 +11,23 @@ import dataclasses
 import time
 from typing import Callable, Iterable, Sequence
 
+import numpy as np
+import torch
 from torch import nn
 
 from .cli import FISHER_KINDS
 from .ewc import DEFAULT_FISHER, DEFAULT_LAMBDA, EWC, EXACT_FISHER_LIMITS, ONLINE_GAMMA, _check_lam
+from .fisher import fisher_diag
 from .lora import DEFAULT_ALPHA, DEFAULT_RANK, DEFAULT_TARGETS, LORA_VARIANTS, check_rank_alpha, lora_method
 from .metrics import plot_stream_curves, plot_task_matrix, summarize
 from .train import (Method, Stream, StreamResult, budget_points, course_config, prepare_stream, run_cached, run_stream,
                              stream_loaders)
 
 # %% auto #0
-__all__ = ['REDUCED', 'SWEEP_LAMBDAS', 'LAMBDA_CHOICES', 'SWEEP_RANKS', 'reduced_stream', 'lambda_sweep', 'sweep_table',
-           'plot_lambda_sweep', 'plot_ewc_run', 'ewc_experiment', 'lambda_slider', 'ewc_widget', 'rank_sweep',
-           'plot_rank_sweep', 'run_lora_experiment', 'lora_widget']
+__all__ = ['REDUCED', 'SWEEP_LAMBDAS', 'LAMBDA_CHOICES', 'SWEEP_RANKS', 'reduced_stream', 'flat_fisher', 'fisher_total',
+           'spearman', 'compare_fishers', 'lambda_sweep', 'sweep_table', 'plot_lambda_sweep', 'plot_ewc_run',
+           'ewc_experiment', 'lambda_slider', 'ewc_widget', 'rank_sweep', 'plot_rank_sweep', 'run_lora_experiment',
+           'lora_widget']
 
 # %% ../nbs/11_experiments.ipynb #546af70b
 REDUCED = dict(max_train_blocks=96, epochs=1, max_eval_blocks=32)   # a reduced stream's sizes: runs of seconds on a CPU
@@ -35,6 +39,33 @@ def reduced_stream(stream: Stream, n_tasks: int | None = None, max_train_blocks:
     if not 1 <= n <= len(stream): raise ValueError(f"n_tasks must be between 1 and {len(stream)}, got {n_tasks}.")
     c = stream.config.replace(max_train_blocks=max_train_blocks, epochs=epochs, max_eval_blocks=max_eval_blocks, n_tasks=n)
     return dataclasses.replace(stream, config=c, tasks=stream.tasks[:n], loaders=stream_loaders(c, stream.tasks[:n], stream.tokenizer))
+
+# %% ../nbs/11_experiments.ipynb #149ebda9
+def flat_fisher(f: dict[str, torch.Tensor]) -> np.ndarray:
+    "A Fisher (name -> tensor) as one flat float32 vector, in the dict's order (0.5 GB per estimate at 124M)."
+    return torch.cat([v.flatten() for v in f.values()]).float().cpu().numpy()
+
+def fisher_total(v: np.ndarray) -> np.float64:
+    "The sum of a flat Fisher, in float64."
+    return v.sum(dtype=np.float64)
+
+def spearman(a: np.ndarray, b: np.ndarray, n_max: int = 2**20) -> float:
+    "Rank correlation of two flat vectors: exact up to `n_max` entries (the small model has 0.56M), else on a fixed random sample of them."
+    import pandas as pd
+    if len(a) > n_max:   # gpt2 has 124M: ranking all of them takes minutes; a sample's standard error is below 1/sqrt(n_max) = 0.001
+        i = np.random.default_rng(0).choice(len(a), n_max, replace=False); a, b = a[i], b[i]
+    return float(pd.Series(a).rank().corr(pd.Series(b).rank()))
+
+def compare_fishers(model: nn.Module, loader, kinds: Sequence[str] = FISHER_KINDS, reference: np.ndarray | None = None, **kw):
+    "Time each Fisher kind on `loader` and compare it with `reference` (default: the first kind); (table, kind -> flat estimate)."
+    import pandas as pd
+    est, rows = {}, {}
+    for kind in kinds:
+        t0 = time.perf_counter(); est[kind] = flat_fisher(fisher_diag(model, loader, kind, **kw)); rows[kind] = {"seconds": time.perf_counter() - t0}
+    ref = est[kinds[0]] if reference is None else reference
+    for kind, v in est.items():
+        rows[kind].update(scale=fisher_total(v) / fisher_total(ref), pearson=float(np.corrcoef(v, ref)[0, 1]), spearman=spearman(v, ref))
+    return pd.DataFrame(rows).T, est
 
 # %% ../nbs/11_experiments.ipynb #c9b3d76a
 SWEEP_LAMBDAS = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0)   # the full sweep of 06_ewc (DEFAULT_LAMBDA is one of them)
