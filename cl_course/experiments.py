@@ -18,7 +18,7 @@ from torch import nn
 from .cli import FISHER_KINDS
 from .ewc import DEFAULT_FISHER, DEFAULT_LAMBDA, EWC, EXACT_FISHER_LIMITS, ONLINE_GAMMA, _check_lam
 from .fisher import fisher_diag
-from .lora import DEFAULT_ALPHA, DEFAULT_RANK, DEFAULT_TARGETS, LORA_VARIANTS, check_rank_alpha, lora_method
+from .lora_methods import DEFAULT_ALPHA, DEFAULT_RANK, DEFAULT_TARGETS, LORA_VARIANTS, check_rank_alpha, lora_method
 from .metrics import plot_stream_curves, plot_task_matrix, summarize
 from .train import (Method, Stream, StreamResult, budget_points, course_config, prepare_stream, run_cached, run_stream,
                              stream_loaders)
@@ -178,7 +178,7 @@ def ewc_widget(stream: Stream | None = None, new_model: Callable[[], nn.Module] 
     return W.VBox([W.HBox([lam, kind]), W.HBox([mode, gamma, button]), status, out])
 
 # %% ../nbs/11_experiments.ipynb #5ab4d497
-SWEEP_RANKS = (1, 2, 4, 8, 16, 32)   # the full rank study of 08_lora
+SWEEP_RANKS = (1, 2, 4, 8, 16, 32)   # the full rank study of 08a_lora_methods
 
 def rank_sweep(stream: Stream, ranks: Sequence[int] = SWEEP_RANKS, variant: str = "shared",
                alpha_per_rank: float = 2.0,      # alpha = alpha_per_rank * rank: the same scale alpha/r at every rank

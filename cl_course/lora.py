@@ -1,4 +1,4 @@
-"""LoRA written by hand on GPT-2's Conv1D layers and checked against PEFT, then three ways to use it in a stream of tasks: one shared adapter, one adapter per task, and O-LoRA's orthogonal adapters.
+"""LoRA written by hand on GPT-2's Conv1D layers, checked against PEFT, merged into the weights and unmerged, and its parameters counted.
 
 Docs: https://cl-course.github.io/cl_course/lora.html.md"""
 
@@ -10,21 +10,16 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
-from .cli import MethodParams
 from .data import check_number
-from .train import Method, course_size, model_logits
 
 # %% auto #0
-__all__ = ['LORA_BASES', 'DEFAULT_TARGETS', 'DEFAULT_RANK', 'DEFAULT_ALPHA', 'LORA_LR', 'LORA_VARIANTS', 'layer_dims',
-           'check_rank_alpha', 'LoRAAdapter', 'LoRALayer', 'lora_layers', 'find_targets', 'wrap_lora_layers',
-           'add_adapter', 'add_lora', 'adapter_names', 'set_active_adapters', 'lora_parameters', 'merge_lora',
-           'unmerge_lora', 'parameter_counts', 'copy_to_peft', 'LoRAMethod', 'SharedLoRA', 'PerTaskLoRA', 'OLoRA',
-           'lora_method', 'adapter_overlap']
+__all__ = ['LORA_BASES', 'layer_dims', 'check_rank_alpha', 'LoRAAdapter', 'LoRALayer', 'lora_layers', 'find_targets',
+           'wrap_lora_layers', 'add_adapter', 'add_lora', 'adapter_names', 'set_active_adapters', 'lora_parameters',
+           'merge_lora', 'unmerge_lora', 'parameter_counts', 'copy_to_peft']
 
 # %% ../nbs/08_lora.ipynb #3f515ddc
 LORA_BASES = (nn.Linear, Conv1D)
@@ -282,132 +277,3 @@ def copy_to_peft(model: nn.Module, peft_model: nn.Module, name: str = "default",
         with torch.no_grad():
             pl.lora_A[peft_name].weight.copy_(l.adapters[name].A)
             pl.lora_B[peft_name].weight.copy_(l.adapters[name].B)
-
-# %% ../nbs/08_lora.ipynb #ba8b9a5c
-DEFAULT_TARGETS = ("c_attn", "c_proj", "c_fc")   # every projection of every block (see the learning-rate notes below)
-DEFAULT_RANK, DEFAULT_ALPHA = MethodParams.lora_rank, MethodParams.lora_alpha   # 8 and 16, the course's adapters (see the rank study below)
-LORA_LR = {"small": 5e-3, "full": 5e-4}            # the continual methods' default learning rate per course size (see below)
-
-class LoRAMethod(Method):
-    "Continual learning with LoRA adapters on a frozen model (the shared, per-task and O-LoRA variants build on it)."
-    name = "lora"
-    variant = "base"
-
-    def __init__(self, rank: int = DEFAULT_RANK, alpha: float = DEFAULT_ALPHA, targets: str | Sequence[str] = DEFAULT_TARGETS,
-                 dropout: float = 0.0,
-                 lr: float | None = None,   # None: LORA_LR for the course size (adapters want a higher one than full fine-tuning)
-                 init: str = "kaiming", seed: int = 0):
-        check_rank_alpha(rank, alpha)
-        targets = (targets,) if isinstance(targets, str) else tuple(targets)
-        if not targets or not all(isinstance(t, str) and t for t in targets):
-            raise ValueError(f"targets must be one or more module names such as 'c_attn', got {targets!r}.")
-        if lr is None: lr = LORA_LR[course_size()]
-        check_number(lr, "lr", lo=0, lo_open=True)
-        if not 0 <= dropout < 1: raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
-        if init not in ("kaiming", "gaussian"): raise ValueError(f"init must be 'kaiming' or 'gaussian', got {init!r}.")
-        self.rank, self.alpha, self.targets, self.dropout, self.init, self.seed = int(rank), float(alpha), targets, dropout, init, seed
-        self.lr = float(lr)
-        self.adapters: list[str] = []    # adapter names in the order they were added
-        self._numel, self._itemsize = 0, 4
-
-    def setup(self, model: nn.Module) -> nn.Module:
-        "Wrap the target layers (checked first) and freeze the model."
-        names = find_targets(model, self.targets)
-        _check_fits({n: model.get_submodule(n) for n in names}, self.rank)
-        wrap_lora_layers(model, self.targets)
-        self.adapters = []
-        self._numel = sum(self.rank * sum(layer_dims(l.base)) for l in lora_layers(model).values())
-        self._itemsize = next(model.parameters()).element_size()
-        return model
-
-    def _add(self, model: nn.Module, name: str, task_id: int) -> None:
-        "A new adapter (seeded by the method's seed and the task, so a resumed run rebuilds the same one); only it trains."
-        add_adapter(model, name, self.rank, self.alpha, self.dropout, self.init, seed=self.seed * 1000 + task_id + 1, activate=False)
-        self.adapters.append(name)
-        for p in lora_parameters(model): p.requires_grad_(False)
-        for p in lora_parameters(model, [name]): p.requires_grad_(True)
-        self._activate(model)
-
-    def _activate(self, model: nn.Module) -> None:
-        "Which adapters are active outside `forward` (all of them by default)."
-        set_active_adapters(model, self.adapters)
-
-    def trainable_parameters(self, model: nn.Module) -> list[nn.Parameter]:
-        "The newest adapter's A and B."
-        if not self.adapters: raise ValueError("The method has no adapter yet (setup/before_task adds them).")
-        return lora_parameters(model, [self.adapters[-1]])
-
-    def state_dict(self) -> dict: return dict(adapters=list(self.adapters))
-    def load_state_dict(self, state: dict, model: nn.Module) -> None:
-        "Rebuild the saved adapters on a freshly `setup` model, so that its state_dict can be loaded."
-        for k, name in enumerate(state["adapters"]):
-            if name not in self.adapters: self._add(model, name, k)
-        if list(state["adapters"]) != self.adapters:
-            raise ValueError(f"The checkpoint's adapters {state['adapters']} do not match this method's {self.adapters}.")
-    def config(self) -> dict:
-        return dict(variant=self.variant, rank=self.rank, alpha=self.alpha, targets=list(self.targets),
-                    dropout=self.dropout, init=self.init, seed=self.seed)
-    def adapter_params(self) -> int:
-        "Parameters of all adapters kept (they grow with the tasks for the per-task variants)."
-        return len(self.adapters) * self._numel
-    def extra_memory_bytes(self) -> int: return self.adapter_params() * self._itemsize
-
-# %% ../nbs/08_lora.ipynb #a29ec8bf
-class SharedLoRA(LoRAMethod):
-    "One adapter, trained on task after task (the backbone stays frozen)."
-    name, variant = "lora-shared", "shared"
-    def setup(self, model):
-        model = super().setup(model)
-        self._add(model, "shared", -1)
-        return model
-
-# %% ../nbs/08_lora.ipynb #f5938831
-class PerTaskLoRA(LoRAMethod):
-    "A new adapter per task; the task identity picks the adapter at evaluation (the frozen base model for unseen tasks)."
-    name, variant = "lora-per-task", "per-task"
-    def before_task(self, model, task_id, loader): self._add(model, f"task{task_id}", task_id)
-    def _activate(self, model): set_active_adapters(model, self.adapters[-1:])
-    def forward(self, model, batch, task_id):
-        name = f"task{task_id}"
-        set_active_adapters(model, [name] if name in self.adapters else [])
-        return model_logits(model, batch)
-
-# %% ../nbs/08_lora.ipynb #338c2d47
-class OLoRA(LoRAMethod):
-    "O-LoRA (Wang et al. 2023): a new adapter per task, its A kept orthogonal to the frozen earlier A's; all are summed."
-    name, variant = "o-lora", "o-lora"
-    def __init__(self, *args, lambda_orth: float = 0.5, **kwargs):
-        super().__init__(*args, **kwargs)
-        check_number(lambda_orth, "lambda_orth", lo=0)
-        self.lambda_orth = float(lambda_orth)
-    def before_task(self, model, task_id, loader): self._add(model, f"task{task_id}", task_id)
-    def penalty(self, model, task_id):
-        "lambda_orth · Σ_layers Σ_old |A_new A_oldᵀ| (sum of absolute entries)."
-        if len(self.adapters) < 2 or self.lambda_orth == 0: return None
-        new, old = self.adapters[-1], self.adapters[:-1]
-        total = sum((l.adapters[new].A @ torch.cat([l.adapters[n].A for n in old]).T).abs().sum()
-                    for l in lora_layers(model).values())
-        return self.lambda_orth * total
-    def config(self): return dict(super().config(), lambda_orth=self.lambda_orth)
-
-# %% ../nbs/08_lora.ipynb #b6947a0b
-LORA_VARIANTS = {"shared": SharedLoRA, "per-task": PerTaskLoRA, "o-lora": OLoRA}
-
-def lora_method(variant: str, rank: int = DEFAULT_RANK, alpha: float = DEFAULT_ALPHA, **kwargs) -> LoRAMethod:
-    "The LoRA continual method called `variant` ('shared', 'per-task' or 'o-lora')."
-    if variant not in LORA_VARIANTS:
-        raise ValueError(f"Unknown LoRA variant {variant!r}; choose from {', '.join(LORA_VARIANTS)}.")
-    return LORA_VARIANTS[variant](rank=rank, alpha=alpha, **kwargs)
-
-def adapter_overlap(model: nn.Module, names: Sequence[str] | None = None) -> np.ndarray:
-    "(k, k) mean over layers of ‖A_i A_jᵀ‖²_F / (‖A_i A_iᵀ‖_F ‖A_j A_jᵀ‖_F): 1 on the diagonal, 0 for orthogonal subspaces."
-    layers = list(lora_layers(model).values())
-    names = list(names or adapter_names(model))
-    M = np.zeros((len(names), len(names)))
-    with torch.no_grad():
-        for l in layers:
-            A = [l.adapters[n].A.double() for n in names]
-            for i in range(len(names)):
-                for j in range(len(names)):
-                    M[i, j] += ((A[i] @ A[j].T).norm() ** 2 / ((A[i] @ A[i].T).norm() * (A[j] @ A[j].T).norm())).item() / len(layers)
-    return M

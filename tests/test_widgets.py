@@ -10,7 +10,7 @@ from cl_course import benchmark, experiments
 from cl_course.benchmark import METHODS, MethodParams, dashboard
 from cl_course.ewc import DEFAULT_LAMBDA, EWC, ONLINE_GAMMA
 from cl_course.experiments import LAMBDA_CHOICES, SWEEP_LAMBDAS, SWEEP_RANKS, ewc_widget, lambda_slider, lora_widget
-from cl_course.lora import DEFAULT_ALPHA, DEFAULT_RANK, DEFAULT_TARGETS, lora_method
+from cl_course.lora_methods import DEFAULT_ALPHA, DEFAULT_RANK, DEFAULT_TARGETS, lora_method
 from cl_course.train import course_config
 
 DRIFTING = (W.FloatSlider, W.FloatLogSlider, W.FloatRangeSlider)

@@ -329,7 +329,7 @@ def test_ewc_widget_in_jupyterlab(page_of):
 
 
 def test_lora_widget_in_jupyterlab(page_of):
-    from cl_course.lora import DEFAULT_ALPHA, DEFAULT_RANK, DEFAULT_TARGETS
+    from cl_course.lora_methods import DEFAULT_ALPHA, DEFAULT_RANK, DEFAULT_TARGETS
     from cl_course.models import SMALL_CONFIGS
     page = page_of("lora")
     _assert_real_controls(page, "LoRA")
