@@ -46,8 +46,8 @@ def _prompts(p: MethodParams, seed: int) -> Method:
     return ProgressivePrompts(prompt_len=p.prompt_len, seed=seed)
 
 def _lora(p: MethodParams, seed: int, variant: str) -> Method:
-    from cl_course import lora_methods as lora
-    return lora.lora_method(variant, rank=p.lora_rank, alpha=p.lora_alpha, seed=seed)
+    from cl_course.lora_methods import lora_method
+    return lora_method(variant, rank=p.lora_rank, alpha=p.lora_alpha, seed=seed)
 
 METHODS: dict[str, Callable[[MethodParams, int], Method | None]] = {   # name -> builder(params, seed)
     "naive": lambda p, seed: Method(),              # no randomness of its own (data order and dropout: the training loop's)
