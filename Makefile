@@ -27,13 +27,15 @@ test-assets:
 # The full-size notebooks stay one at a time (memory); the pytest files come in four parts that fill whichever lane is free.
 LANE_THREADS := $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n > 3 ? n / 2 : 1 )))
 test: env test-assets
-	$(MAKE) --no-print-directory -j2 --output-sync=line OMP_NUM_THREADS=$(LANE_THREADS) MKL_NUM_THREADS=$(LANE_THREADS) test-lanes
+	@t=$$(date +%s); $(MAKE) --no-print-directory -j2 --output-sync=line OMP_NUM_THREADS=$(LANE_THREADS) MKL_NUM_THREADS=$(LANE_THREADS) \
+	  test-lanes; rc=$$?; echo "[time] both lanes: $$(( $$(date +%s) - t )) s"; exit $$rc
 
 test-lanes: test-small test-full py-1 py-2 py-3 py-rest
 
 # The small configuration alone (no full-size notebooks): the small notebooks and the pytest files, in the same two lanes.
 test-quick: env test-assets
-	$(MAKE) --no-print-directory -j2 --output-sync=line OMP_NUM_THREADS=$(LANE_THREADS) MKL_NUM_THREADS=$(LANE_THREADS) quick-lanes
+	@t=$$(date +%s); $(MAKE) --no-print-directory -j2 --output-sync=line OMP_NUM_THREADS=$(LANE_THREADS) MKL_NUM_THREADS=$(LANE_THREADS) \
+	  quick-lanes; rc=$$?; echo "[time] both lanes: $$(( $$(date +%s) - t )) s"; exit $$rc
 
 quick-lanes: test-small py-1 py-2 py-3 py-rest
 

@@ -7,35 +7,31 @@ Docs: https://cl-course.github.io/cl_course/baselines.html.md"""
 # %% ../nbs/05_baselines.ipynb #49e7df20
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, DataLoader
+from torch.utils.data import ConcatDataset
 
 from .cli import MethodParams
 from .data import check_number
 from .metrics import summarize
-from .train import (Method, Stream, StreamResult, evaluate_all, evaluate_general, general_columns, train_task,
-                             METRICS)
+from .train import Method, Stream, StreamResult
 
 # %% auto #0
-__all__ = ['run_joint', 'ExperienceReplay', 'result_summary', 'comparison_table']
+__all__ = ['joint_stream', 'JointTraining', 'ExperienceReplay', 'result_summary', 'comparison_table']
 
 # %% ../nbs/05_baselines.ipynb #7356fe46
-def run_joint(stream: Stream, model: torch.nn.Module | None = None) -> StreamResult:
-    "Multi-task training on all tasks' training data at once; the result has rows 'before' and 'after'."
-    c = stream.config
-    model = model if model is not None else stream.new_model()
-    method = Method()
-    rows = {m: [v] for m, v in evaluate_all(model, stream, method).items()}
-    general = [evaluate_general(model, stream, method, 0)]
-    data = ConcatDataset([tr.dataset for tr, _ in stream.loaders])
-    loader = DataLoader(data, batch_size=c.batch_size, shuffle=True, generator=torch.Generator().manual_seed(c.seed))
-    stats = train_task(model, loader, method, c, task_id=0, desc=f"joint · {len(stream)} tasks")
-    for m, v in evaluate_all(model, stream, method).items(): rows[m].append(v)
-    general.append(evaluate_general(model, stream, method, 0))
-    return StreamResult("joint", stream.names, *(np.array(rows[m]) for m in METRICS), train_seconds=stats["seconds"],
-                        train_tokens=stats["tokens"], trainable_params=sum(p.numel() for p in model.parameters()),
-                        config=c.to_dict(), general=general_columns(general))
+def joint_stream(stream: Stream) -> Stream:
+    "`stream` trained jointly: one stage over every task's blocks shuffled together, every task evaluated as usual."
+    return dataclasses.replace(stream, joint=True)
+
+class JointTraining(Method):
+    "Multi-task training, the usual upper reference: plain fine-tuning on a joint stream (`run_stream(JointTraining(), joint_stream(s))`)."
+    name = "joint"
+    def before_task(self, model, task_id, loader):
+        if not isinstance(loader.dataset, ConcatDataset):
+            raise ValueError("JointTraining trains on every task at once: run it on joint_stream(stream), not on the tasks in turn.")
 
 # %% ../nbs/05_baselines.ipynb #e5063bec
 class ExperienceReplay(Method):

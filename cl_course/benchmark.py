@@ -25,7 +25,7 @@ if TYPE_CHECKING: import pandas as pd   # annotations only: the tables import it
 
 from .cli import METHOD_NAMES, MethodParams, check_methods
 from .experiments import REDUCED, SWEEP_RANKS
-from .baselines import ExperienceReplay, result_summary, run_joint
+from .baselines import ExperienceReplay, JointTraining, joint_stream, result_summary
 from .data import as_path, atomic_write, fingerprint
 from .train import (Method, Stream, StreamResult, TrainConfig, _fingerprint, course_config, identity_diff, is_main_process,
                              prepare_stream, run_stream, stream_loaders)
@@ -49,9 +49,9 @@ def _lora(p: MethodParams, seed: int, variant: str) -> Method:
     from cl_course.lora_methods import lora_method
     return lora_method(variant, rank=p.lora_rank, alpha=p.lora_alpha, seed=seed)
 
-METHODS: dict[str, Callable[[MethodParams, int], Method | None]] = {   # name -> builder(params, seed)
+METHODS: dict[str, Callable[[MethodParams, int], Method]] = {   # name -> builder(params, seed)
     "naive": lambda p, seed: Method(),              # no randomness of its own (data order and dropout: the training loop's)
-    "joint": lambda p, seed: None,                  # run by `run_joint`
+    "joint": lambda p, seed: JointTraining(),       # on `joint_stream(stream)`: every task at once
     "replay": lambda p, seed: ExperienceReplay(memory_size=p.memory_size, mix=p.replay_mix, seed=seed),
     "ewc": lambda p, seed: _ewc(p, seed, online=False),
     "online-ewc": lambda p, seed: _ewc(p, seed, online=True),
@@ -80,9 +80,9 @@ def _identity(stream: Stream, params: MethodParams) -> dict:
     return dict(config={k: v for k, v in run["config"].items() if k != "seed"}, model=run["model"], data=run["data"],
                 tokenizer=run["tokenizer"], params=dataclasses.asdict(params))
 
-def _run_identity(name: str, method: Method | None, stream: Stream) -> dict:
+def _run_identity(name: str, method: Method, stream: Stream) -> dict:
     "The identity of one run (`_fingerprint`: the method's configuration and seed included), kept with its results."
-    return dict(_fingerprint(method or Method(), stream), method=name)
+    return dict(_fingerprint(method, stream), method=name)
 
 def _write_json(path: Path, obj) -> None:
     if is_main_process(): atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=1, default=float)))
@@ -150,7 +150,8 @@ def run_benchmark(methods: list[str] | None = None,   # default: every method in
         stream = first if seed == seeds[0] else None                            # with this seed's loaders, built when a run needs them
         for name in methods:
             method = METHODS[name](params, seed)
-            identity = _run_identity(name, method, view)
+            joint = isinstance(method, JointTraining)   # trained on every task at once: the joint form of the stream
+            identity = _run_identity(name, method, joint_stream(view) if joint else view)
             f = out / "runs" / f"{name}-seed{seed}.json"
             if resume and f.exists():
                 res = _read_run(f, identity, opt)
@@ -163,8 +164,8 @@ def run_benchmark(methods: list[str] | None = None,   # default: every method in
                     say(f"resuming {name} seed {seed} at task {min(k + 1, len(view))}/{len(view)} ({k} done)")
                 else: say(f"{name} (seed {seed}): running")
                 t0 = time.perf_counter()
-                if name == "joint": res = run_joint(stream)
-                else: res = run_stream(method, stream, checkpoint_dir=out / "runs" / f"{name}-seed{seed}", resume=True)
+                res = run_stream(method, joint_stream(stream) if joint else stream, checkpoint_dir=out / "runs" / f"{name}-seed{seed}",
+                                 resume=True)
                 res.method = name
                 d = dict(res.to_dict(), wall_seconds=time.perf_counter() - t0, identity=identity)
                 _write_json(f, d)

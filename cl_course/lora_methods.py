@@ -17,7 +17,7 @@ from .cli import MethodParams
 from .data import check_number
 from .lora import (_check_fits, add_adapter, adapter_names, check_rank_alpha, find_targets, layer_dims, lora_layers,
                             lora_parameters, set_active_adapters, wrap_lora_layers)
-from .train import Method, course_size, model_logits
+from .train import Method, course_size
 
 # %% auto #0
 __all__ = ['DEFAULT_TARGETS', 'DEFAULT_RANK', 'DEFAULT_ALPHA', 'LORA_LR', 'LORA_VARIANTS', 'LoRAMethod', 'SharedLoRA',
@@ -103,14 +103,21 @@ class SharedLoRA(LoRAMethod):
 
 # %% ../nbs/08a_lora_methods.ipynb #f5938831
 class PerTaskLoRA(LoRAMethod):
-    "A new adapter per task; the task identity picks the adapter at evaluation (the frozen base model for unseen tasks)."
+    "A new adapter per task; the task identity picks the adapter (`select_task`; the frozen base model for unseen tasks)."
     name, variant = "lora-per-task", "per-task"
     def before_task(self, model, task_id, loader): self._add(model, f"task{task_id}", task_id)
     def _activate(self, model): set_active_adapters(model, self.adapters[-1:])
+    def _own(self, task_id: int) -> list[str]: return [f"task{task_id}"] if f"task{task_id}" in self.adapters else []
+    def select_task(self, model, task_id):
+        "Activate task `task_id`'s adapter alone (none, the base model, for a task not trained yet)."
+        set_active_adapters(model, self._own(task_id))
     def forward(self, model, batch, task_id):
-        name = f"task{task_id}"
-        set_active_adapters(model, [name] if name in self.adapters else [])
-        return model_logits(model, batch)
+        "Logits with task `task_id`'s adapter, which `select_task` activated: never another task's (an error instead)."
+        active = {tuple(layer.active) for layer in lora_layers(model).values()}
+        if active != {tuple(self._own(task_id))}:
+            raise ValueError(f"Task {task_id}'s adapter is not the active one (active: {sorted(active)}): "
+                             f"call select_task(model, {task_id}) first.")
+        return super().forward(model, batch, task_id)
 
 # %% ../nbs/08a_lora_methods.ipynb #338c2d47
 class OLoRA(LoRAMethod):

@@ -16,7 +16,7 @@ from torch import nn
 
 from .cli import MethodParams
 from .data import check_number
-from .train import IGNORE_INDEX, Method, causal_lm_loss, evaluate, model_logits
+from .train import IGNORE_INDEX, LMOutput, Method, evaluate, model_logits
 
 # %% auto #0
 __all__ = ['PROMPT_INITS', 'prompt_token_ids', 'init_prompt', 'ResidualPromptMLP', 'prompted_logits', 'prompt_labels',
@@ -205,21 +205,14 @@ class ProgressivePrompts(Method):
         if task_id < 0: return None
         return torch.cat([self._prompt(t) for t in reversed(range(task_id + 1))])
 
-    def forward(self, model: nn.Module, batch: dict, task_id: int) -> torch.Tensor:
-        "Logits (B, T', V) of the real positions with task `task_id`'s prompts in front; shortens `batch` if T' < T."
+    def forward(self, model: nn.Module, batch: dict, task_id: int) -> LMOutput:
+        "Logits (B, T', V) of the real positions with task `task_id`'s prompts in front, and their labels (T' < T if the text was cut)."
         P = self.prompt_stack(task_id)
-        if P is None: return model_logits(model, batch)
+        if P is None: return LMOutput(model_logits(model, batch), batch.get("labels"))
         ctx = model.config.n_positions
-        fitted, cut = fit_to_context(batch, P.shape[0], ctx)
-        if cut:
-            self._warn(P.shape[0], batch["input_ids"].shape[1], ctx)
-            batch.update(fitted)   # so that the shared loss/evaluation read the labels that match the logits
-        return prompted_logits(model, batch, P)
-
-    def loss(self, model: nn.Module, batch: dict, task_id: int) -> torch.Tensor:
-        "Next-token cross-entropy of the real positions (the prompts have no targets); no penalty."
-        logits = self.forward(model, batch, task_id)   # first: it may shorten the batch
-        return causal_lm_loss(logits, batch["labels"])
+        fitted, cut = fit_to_context(batch, P.shape[0], ctx)   # a new dict when cut: `batch` itself is never changed
+        if cut: self._warn(P.shape[0], batch["input_ids"].shape[1], ctx)
+        return LMOutput(prompted_logits(model, fitted, P), fitted.get("labels"))   # the prompts have no targets
 
     def evaluate_task(self, model: nn.Module, loader: Iterable[dict], task_id: int) -> dict:
         "`evaluate` task `task_id` with its prompts; an error if that task has no prompt yet."

@@ -16,13 +16,13 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader
 from tqdm.auto import tqdm
 
 from .data import (BATCH_SIZE, BLOCK_SIZE, Article, BlockDataset, Task, articles_dataset, as_path, atomic_write, fingerprint, load_wikitext, make_task_stream,
@@ -31,8 +31,8 @@ from .models import load_model, load_tokenizer, model_context, model_fingerprint
 
 # %% auto #0
 __all__ = ['IGNORE_INDEX', 'BUDGETS', 'SIZES', 'PRETRAIN_SEED', 'METRICS', 'causal_lm_loss', 'model_logits', 'lm_loss',
-           'evaluate', 'Method', 'TrainConfig', 'Budget', 'course_budget', 'budget_points', 'course_size',
-           'course_config', 'Stream', 'cache_dir', 'stream_loaders', 'general_loader', 'prepare_stream',
+           'LMOutput', 'as_lm_output', 'evaluate', 'Method', 'TrainConfig', 'Budget', 'course_budget', 'budget_points',
+           'course_size', 'course_config', 'Stream', 'cache_dir', 'stream_loaders', 'general_loader', 'prepare_stream',
            'seed_everything', 'make_optimizer', 'training_step', 'train_task', 'distributed', 'is_main_process',
            'shard_batch', 'sum_across_processes', 'StreamResult', 'general_columns', 'identity_diff', 'save_checkpoint',
            'load_checkpoint', 'evaluate_all', 'evaluate_general', 'run_stream', 'cached_run_dir', 'run_cached',
@@ -63,9 +63,18 @@ def lm_loss(model: nn.Module, batch: dict) -> torch.Tensor:
 # %% ../nbs/03_training.ipynb #5f589d30
 def _to(batch: dict, device) -> dict: return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
+class LMOutput(NamedTuple):
+    "What a method's `forward` hands the loss and the evaluation: logits and the labels that match them."
+    logits: torch.Tensor   # (B, T', V), position t predicting token t+1
+    labels: torch.Tensor | None   # (B, T') token ids, -100 where there is no target (None: the batch had no labels)
+
+def as_lm_output(out: torch.Tensor | LMOutput, batch: dict) -> LMOutput:
+    "`out` as logits and labels: bare logits are paired with the batch's own labels."
+    return out if isinstance(out, LMOutput) else LMOutput(out, batch.get("labels"))
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable[dict],
-             forward: Callable[[nn.Module, dict], torch.Tensor] | None = None, # logits of a batch; default `model_logits`
+             forward: Callable[[nn.Module, dict], torch.Tensor | LMOutput] | None = None, # logits (or `LMOutput`) of a batch; default `model_logits`
             ) -> dict:
     "Token-weighted `loss`, `perplexity` and next-token top-1 `accuracy` of `model` on `loader`."
     forward = forward or model_logits
@@ -75,10 +84,10 @@ def evaluate(model: nn.Module, loader: Iterable[dict],
     loss_sum, correct, n = 0.0, 0, 0
     for batch in loader:
         batch = _to(batch, device)
-        logits = forward(model, batch)
-        labels = batch["labels"][:, 1:]
+        logits, all_labels = as_lm_output(forward(model, batch), batch)
+        labels = all_labels[:, 1:]
         mask = labels != IGNORE_INDEX
-        loss_sum += causal_lm_loss(logits, batch["labels"], reduction="sum").item()
+        loss_sum += causal_lm_loss(logits, all_labels, reduction="sum").item()
         correct += (logits[:, :-1].argmax(-1)[mask] == labels[mask]).sum().item()
         n += mask.sum().item()
     model.train(was_training)
@@ -100,18 +109,20 @@ class Method:
         return [p for p in model.parameters() if p.requires_grad]
     def before_task(self, model: nn.Module, task_id: int, loader: DataLoader) -> None:
         "Called before training on task `task_id`."
+    def select_task(self, model: nn.Module, task_id: int) -> None:
+        "Put the model in task `task_id`'s state (e.g. its adapter) before it trains on or is evaluated as that task."
     def batches(self, loader: DataLoader, task_id: int) -> Iterable[dict]:
         "The training batches for task `task_id` (one epoch)."
         return loader
-    def forward(self, model: nn.Module, batch: dict, task_id: int) -> torch.Tensor:
-        "Logits for `batch` as task `task_id` (training and evaluation)."
-        return model_logits(model, batch)
+    def forward(self, model: nn.Module, batch: dict, task_id: int) -> LMOutput:
+        "Logits for `batch` as task `task_id` and the labels that match them (training and evaluation); `batch` is not changed."
+        return LMOutput(model_logits(model, batch), batch.get("labels"))
     def penalty(self, model: nn.Module, task_id: int) -> torch.Tensor | None:
         "An extra loss term, or None."
         return None
     def loss(self, model: nn.Module, batch: dict, task_id: int) -> torch.Tensor:
         "The training loss: next-token cross-entropy plus the penalty."
-        loss = causal_lm_loss(self.forward(model, batch, task_id), batch["labels"])
+        loss = causal_lm_loss(*as_lm_output(self.forward(model, batch, task_id), batch))   # a bare-logits forward works too
         pen = self.penalty(model, task_id)
         return loss if pen is None else loss + pen
     def after_task(self, model: nn.Module, task_id: int, loader: DataLoader) -> None:
@@ -194,7 +205,7 @@ class Budget:
 BUDGETS = {
     "default": Budget(),
     # every code path of either size in minutes on a 2-core CPU, the 124M model included (CI, and a first try of `full`)
-    "smoke": Budget(dict(max_articles=24, n_tasks=3, block_size=32, batch_size=2, max_train_blocks=2, max_eval_blocks=2,
+    "smoke": Budget(dict(max_articles=24, n_tasks=2, block_size=32, batch_size=2, max_train_blocks=2, max_eval_blocks=2,
                          epochs=1, pretrain_epochs=1), sweep_points=2, fisher_samples=1, measures=False),
 }
 
@@ -254,6 +265,7 @@ class Stream:
     pretrain_articles: list[Article] = field(default_factory=list)   # the articles `pretrain` was cut from
     general: DataLoader | None = None      # eval blocks of articles in no task and not pretrained on: general ability
     general_articles: list[Article] = field(default_factory=list)
+    joint: bool = False                    # train once on every task's blocks shuffled together (`joint_stream`), evaluate as usual
 
     @property
     def names(self) -> list[str]: return [t.name for t in self.tasks]
@@ -267,7 +279,12 @@ class Stream:
     def fingerprint(self) -> dict:
         "What the stream's runs learn from: `data`, a hash of title and text of every task's train and eval articles (in order), the pretraining and the general articles; `tokenizer`, a hash of its definition."
         return dict(data=fingerprint([[t.train, t.eval] for t in self.tasks], self.pretrain_articles, self.general_articles),
-                    tokenizer=fingerprint(_tokenizer_definition(self.tokenizer)))
+                    tokenizer=fingerprint(_tokenizer_definition(self.tokenizer)), **({"joint": True} if self.joint else {}))
+    def train_loaders(self) -> list[DataLoader]:
+        "What `run_stream` trains on, one stage after another: each task's blocks, or (`joint`) all of them at once, shuffled."
+        if not self.joint: return [tr for tr, _ in self.loaders]
+        data = ConcatDataset([tr.dataset for tr, _ in self.loaders])
+        return [DataLoader(data, batch_size=self.config.batch_size, shuffle=True, generator=torch.Generator().manual_seed(self.config.seed))]
 
     def _pretrained_state(self) -> dict:
         "Weights of the config's model pretrained on `self.pretrain` (the same for every seed and task setting), cached on disk."
@@ -485,6 +502,7 @@ def evaluate_all(model: nn.Module, stream: Stream, method: Method) -> dict[str, 
     "Scores of `model` on every task's eval split, as `method` sees each task."
     row = {m: [] for m in METRICS}
     for j, (_, ev) in enumerate(stream.loaders):
+        method.select_task(model, j)
         r = evaluate(model, ev, forward=lambda m, b, j=j: method.forward(m, b, j))
         for m in METRICS: row[m].append(r[m])
     return row
@@ -492,6 +510,7 @@ def evaluate_all(model: nn.Module, stream: Stream, method: Method) -> dict[str, 
 def evaluate_general(model: nn.Module, stream: Stream, method: Method, task_id: int) -> dict[str, float]:
     "Scores on the stream's general articles of the model as it stands at task `task_id` (its prompts or adapters included); {} without them."
     if stream.general is None: return {}
+    method.select_task(model, task_id)
     r = evaluate(model, stream.general, forward=lambda m, b: method.forward(m, b, task_id))
     return {m: r[m] for m in METRICS}
 
@@ -502,7 +521,7 @@ def run_stream(method: Method, stream: Stream,
                overwrite: bool = False,                  # replace an existing checkpoint instead of refusing (not with resume)
                model: nn.Module | None = None,           # the starting model (default: `stream.new_model()`)
               ) -> StreamResult:
-    "Train `method` on every task of `stream` in order, evaluating all tasks after each; returns the task matrices."
+    "Train `method` on every task of `stream` in order (or on all at once, a joint stream), evaluating all tasks after each; returns the task matrices."
     if resume and overwrite:
         raise ValueError("resume=True continues the run in checkpoint_dir and overwrite=True replaces it: pass one of them.")
     T = len(stream)
@@ -527,10 +546,13 @@ def run_stream(method: Method, stream: Stream,
     if done == 0:
         for m, v in evaluate_all(model, stream, method).items(): rows[m] = [v]
         general = [evaluate_general(model, stream, method, 0)]
-    for i in range(done, T):
-        tr, _ = stream.loaders[i]
+    stages = stream.train_loaders()
+    for i in range(done, len(stages)):
+        tr = stages[i]
         method.before_task(model, i, tr)
-        stats = train_task(model, tr, method, stream.config, task_id=i, desc=f"{method.name} · task {i + 1}/{T}")
+        method.select_task(model, i)
+        desc = f"{method.name} · all {T} tasks at once" if stream.joint else f"{method.name} · task {i + 1}/{T}"
+        stats = train_task(model, tr, method, stream.config, task_id=i, desc=desc)
         method.after_task(model, i, tr)
         seconds, tokens = seconds + stats["seconds"], tokens + stats["tokens"]
         for m, v in evaluate_all(model, stream, method).items(): rows[m].append(v)

@@ -11,6 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from cl_course.train import BUDGETS
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "gpu_check.py"
 MISSING_ON_GPU = ("datasets", "ipywidgets", "bertviz", "nbdev", "fastcore")   # not on the GPU machine (device KINDS.md)
@@ -91,7 +93,8 @@ def test_dry_run_writes_every_part(dry_run):
     smoke = rec["parts"]["smoke"]
     assert smoke["methods"] == list(METHODS)
     c = smoke["config"]
-    assert (c["split"], c["budget"], c["block_size"], c["n_tasks"], c["pretrain_articles"]) == ("train", "smoke", 32, 3, 0)
+    caps = BUDGETS["smoke"].caps
+    assert (c["split"], c["budget"], c["block_size"], c["n_tasks"], c["pretrain_articles"]) == ("train", "smoke", caps["block_size"], caps["n_tasks"], 0)
     table = pd.read_csv(dry_run / "smoke_results.csv")
     assert table["method"].tolist() == list(METHODS)
     for m, r in smoke["results"].items():

@@ -13,7 +13,7 @@ from transformers.pytorch_utils import Conv1D
 
 from cl_course.lora import (LoRALayer, add_adapter, add_lora, adapter_names, copy_to_peft, lora_layers, lora_parameters, merge_lora,
                             parameter_counts, set_active_adapters, unmerge_lora)
-from cl_course.lora_methods import OLoRA, PerTaskLoRA, SharedLoRA, lora_method
+from cl_course.lora_methods import OLoRA, PerTaskLoRA, lora_method
 from cl_course.experiments import reduced_stream
 from cl_course.train import causal_lm_loss, course_config, load_checkpoint, prepare_stream, run_stream, save_checkpoint
 
@@ -138,20 +138,29 @@ def test_failed_add_lora_leaves_the_model_unchanged():
     assert lora_layers(m) == {} and all(p.requires_grad for p in m.parameters())
 
 
-def test_per_task_forward_selects_the_task_adapter_and_the_base_model_for_unseen_tasks():
+def test_per_task_select_task_picks_the_task_adapter_and_the_base_model_for_unseen_tasks():
     base = tiny_gpt2()
     method = PerTaskLoRA(rank=2, alpha=4, targets="c_attn")
     m = method.setup(copy.deepcopy(base))
     for t in range(2): method.before_task(m, t, None)
     randomize_B(m)
     batch = dict(input_ids=torch.randint(0, 61, (2, 10)), attention_mask=torch.ones(2, 10, dtype=torch.long))
+
+    def logits(t):
+        method.select_task(m, t)
+        return method.forward(m, batch, t).logits
+
     with torch.no_grad():
         for t in range(2):
             ref = copy.deepcopy(m)
             set_active_adapters(ref, [f"task{t}"])
-            torch.testing.assert_close(method.forward(m, batch, t), ref(**batch).logits)
-        torch.testing.assert_close(method.forward(m, batch, 5), base(**batch).logits)
-        assert not torch.allclose(method.forward(m, batch, 0), method.forward(m, batch, 1))
+            torch.testing.assert_close(logits(t), ref(**batch).logits)
+        torch.testing.assert_close(logits(5), base(**batch).logits)
+        assert not torch.allclose(logits(0), logits(1))
+        # forward never switches adapters itself: the wrong task's adapter is an error, not another task's logits
+        method.select_task(m, 0)
+        with pytest.raises(ValueError, match=r"call select_task\(model, 1\) first"):
+            method.forward(m, batch, 1)
 
 
 def test_olora_penalty_is_the_l1_overlap_with_earlier_adapters():
@@ -189,7 +198,8 @@ def test_state_rebuilds_adapters_on_a_fresh_model(variant, tmp_path):
     batch = dict(input_ids=torch.randint(0, 61, (2, 10)), attention_mask=torch.ones(2, 10, dtype=torch.long))
     with torch.no_grad():
         for t in range(3):
-            torch.testing.assert_close(other.forward(fresh, batch, t), method.forward(m, batch, t), rtol=0, atol=0)
+            other.select_task(fresh, t); method.select_task(m, t)
+            torch.testing.assert_close(other.forward(fresh, batch, t).logits, method.forward(m, batch, t).logits, rtol=0, atol=0)
 
 
 QUICK = dict(pretrain_articles=0, max_train_blocks=16, max_eval_blocks=4, epochs=1, n_tasks=3, progress=False)

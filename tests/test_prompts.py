@@ -64,8 +64,10 @@ class FakeStream:
         self.names = [f"t{t}" for t in range(n_tasks)]
         self.general = Loader(200)   # general text: scored before the stream and after each task
     def __len__(self): return len(self.loaders)
+    joint = False
     def new_model(self): return tiny()
     def fingerprint(self): return dict(data="fake", tokenizer="fake")
+    def train_loaders(self): return [tr for tr, _ in self.loaders]
 
 
 class CrashAfter(ProgressivePrompts):
@@ -108,7 +110,7 @@ def test_logits_loss_gradient_and_training_match_peft():
     with torch.no_grad(): Q.copy_(P)
     model.eval(); pm.eval()
     b = Loader(5)[-1]                                               # includes a padded block
-    ours = pp.forward(model, dict(b), 0)
+    ours = pp.forward(model, b, 0).logits
     theirs = pm(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
     torch.testing.assert_close(ours, theirs[:, 6:], rtol=0, atol=1e-5)
     lab = b["labels"].clone(); lab[:, 0] = IGNORE_INDEX            # the course never scores the first token
@@ -195,11 +197,11 @@ def test_mlp_is_folded_into_the_prompt_exactly():
     with torch.no_grad():
         for p in params: p.add_(0.05 * torch.randn_like(p))
         b = Loader(2)[0]
-        live = pp.forward(model, dict(b), 0)
+        live = pp.forward(model, b, 0).logits
         mlp_out = ResidualPromptMLP.forward(pp._live[2], params[0])
     pp.after_task(model, 0)
     assert torch.equal(pp.prompts[0], mlp_out)
-    with torch.no_grad(): assert torch.equal(pp.forward(model, dict(b), 0), live)
+    with torch.no_grad(): assert torch.equal(pp.forward(model, b, 0).logits, live)
     assert pp.extra_memory_bytes() == 3 * 128 * 4
 
 
@@ -211,13 +213,14 @@ def test_text_is_truncated_never_the_prompts():
         pp.before_task(model, 0, Loader(4, T=30))
     batch = dict(b)
     with torch.no_grad():
-        logits = pp.forward(model, batch, 0)
-        loss = pp.loss(model, dict(b), 0)
+        logits, labels = pp.forward(model, batch, 0)
+        loss = pp.loss(model, batch, 0)
         ref = prompted_logits(model, {k: v[:, :16] for k, v in b.items()}, pp.trainable_parameters(model)[0])
-    assert logits.shape[1] == 16 and batch["labels"].shape[1] == 16 and torch.equal(batch["labels"], b["labels"][:, :16])
+    assert logits.shape[1] == 16 and labels.shape[1] == 16 and torch.equal(labels, b["labels"][:, :16])
+    assert all(batch[k] is b[k] for k in b) and batch.keys() == b.keys()           # forward leaves the batch it was given alone
     torch.testing.assert_close(logits, ref, rtol=0, atol=0)
     torch.testing.assert_close(loss, causal_lm_loss(ref, b["labels"][:, :16]))
-    r = evaluate(model, [dict(b)], forward=lambda m, x: pp.forward(m, x, 0))   # the shared evaluation works unchanged
+    r = evaluate(model, [b], forward=lambda m, x: pp.forward(m, x, 0))           # the shared evaluation works unchanged
     assert r["tokens"] == 4 * 15
     assert b["input_ids"].shape[1] == 30                                          # the caller's batch is untouched
 

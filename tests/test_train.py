@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from cl_course import train
-from cl_course.train import (Method, TrainConfig, cached_run_dir, causal_lm_loss, course_config, evaluate, lm_loss, load_checkpoint,
-                             prepare_stream, run_cached, run_stream)
+from cl_course.train import (LMOutput, Method, TrainConfig, cached_run_dir, causal_lm_loss, course_config, evaluate, lm_loss,
+                             load_checkpoint, model_logits, prepare_stream, run_cached, run_stream)
 
 QUICK = dict(pretrain_articles=0, max_train_blocks=16, max_eval_blocks=4, epochs=1, progress=False)
 
@@ -56,6 +56,30 @@ def test_lm_loss_matches_an_independent_computation_with_padding(stream):
     r = evaluate(model, [batch])
     assert r["tokens"] == len(nll)
     assert abs(r["perplexity"] - np.exp(loss.item())) < 1e-3 * r["perplexity"]
+
+
+def test_a_method_forward_returns_the_labels_it_scores_and_leaves_the_batch_alone(stream):
+    "A forward that cuts the text (as Progressive Prompts does) returns the labels that match; evaluate and the loss read those."
+    model = stream.new_model().eval()
+    batch = next(iter(stream.loaders[0][1]))
+    short = {k: v[:, :40] for k, v in batch.items()}
+    ref_logits = model_logits(model, short)
+
+    class Cut(Method):
+        def forward(self, m, b, task_id):
+            s = {k: v[:, :40] for k, v in b.items()}
+            return LMOutput(model_logits(m, s), s["labels"])
+
+    class Bare(Method):   # a forward that returns bare logits: paired with the batch's own labels
+        def forward(self, m, b, task_id): return model_logits(m, b)
+
+    with torch.no_grad():
+        out = Method().forward(model, batch, 0)
+        assert isinstance(out, LMOutput) and out.labels is batch["labels"]
+        torch.testing.assert_close(Cut().loss(model, batch, 0), causal_lm_loss(ref_logits, short["labels"]))
+        torch.testing.assert_close(Bare().loss(model, batch, 0), lm_loss(model, batch))
+    assert batch["input_ids"].shape[1] == stream.config.block_size             # nobody cut the caller's batch
+    assert evaluate(model, [batch], forward=lambda m, b: Cut().forward(m, b, 0)) == evaluate(model, [short])
 
 
 def test_resume_after_a_real_kill_gives_the_uninterrupted_result(stream, tmp_path, wikitext_dir_module):
