@@ -25,16 +25,17 @@ test-assets:
 # They run in two lanes side by side, each with half the cores' threads: on 2 cores two one-thread jobs get through more
 # than one two-thread job at a time (PyTorch's kernels on these small shapes scale poorly; benchmarks/results/ci_times.json).
 # The full-size notebooks stay one at a time (memory); the pytest files come in four parts that fill whichever lane is free.
+# -k: a failure in one part does not keep the others from running and reporting.
 LANE_THREADS := $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n > 3 ? n / 2 : 1 )))
 test: env test-assets
-	@t=$$(date +%s); $(MAKE) --no-print-directory -j2 --output-sync=line OMP_NUM_THREADS=$(LANE_THREADS) MKL_NUM_THREADS=$(LANE_THREADS) \
+	@t=$$(date +%s); $(MAKE) --no-print-directory -k -j2 --output-sync=line OMP_NUM_THREADS=$(LANE_THREADS) MKL_NUM_THREADS=$(LANE_THREADS) \
 	  test-lanes; rc=$$?; echo "[time] both lanes: $$(( $$(date +%s) - t )) s"; exit $$rc
 
 test-lanes: test-small test-full py-1 py-2 py-3 py-rest
 
 # The small configuration alone (no full-size notebooks): the small notebooks and the pytest files, in the same two lanes.
 test-quick: env test-assets
-	@t=$$(date +%s); $(MAKE) --no-print-directory -j2 --output-sync=line OMP_NUM_THREADS=$(LANE_THREADS) MKL_NUM_THREADS=$(LANE_THREADS) \
+	@t=$$(date +%s); $(MAKE) --no-print-directory -k -j2 --output-sync=line OMP_NUM_THREADS=$(LANE_THREADS) MKL_NUM_THREADS=$(LANE_THREADS) \
 	  quick-lanes; rc=$$?; echo "[time] both lanes: $$(( $$(date +%s) - t )) s"; exit $$rc
 
 quick-lanes: test-small py-1 py-2 py-3 py-rest

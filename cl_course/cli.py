@@ -100,7 +100,7 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--methods", type=_method_list, default=list(METHOD_NAMES), help=f"comma-separated, from: {', '.join(METHOD_NAMES)} (default: all)")
     r.add_argument("--size", choices=["small", "full"], default=None, help="course configuration (default: full on a GPU, else small)")
     r.add_argument("--model", default=None, help="model name (gpt2-tiny, gpt2-mini, gpt2, ...) or a folder written by save_pretrained; default: the size's")
-    r.add_argument("--budget", choices=BUDGET_NAMES, default=None, help="smoke: every code path at a few steps per task (minutes on a CPU, even at full size); default: $CL_COURSE_BUDGET, else default")
+    r.add_argument("--budget", choices=BUDGET_NAMES, default=None, help="smoke: every code path at one step on each of two tasks (minutes on a CPU, even at full size); default: $CL_COURSE_BUDGET, else default")
     r.add_argument("--data", default=None, help="WikiText hub config or local file/folder; default: $CL_COURSE_DATA, else the hub")
     r.add_argument("--split", default=None, choices=["train", "validation", "test"], help="WikiText split; default: the size's")
     r.add_argument("--max-articles", type=pos, default=None, help="read at most this many articles")

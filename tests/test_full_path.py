@@ -109,7 +109,8 @@ def test_full_stream_with_the_standin(standin_gpt2, full_data, monkeypatch):
     stream = prepare_stream(course_config("full", "smoke", progress=False))
     assert len(stream.tokenizer) == 50257 and stream.pretrain is None and stream.general is not None
     tr, ev = stream.loaders[0]
-    assert next(iter(tr))["input_ids"].shape == (2, 32) and len(stream) == 3
+    caps = BUDGETS["smoke"].caps
+    assert next(iter(tr))["input_ids"].shape == (caps["batch_size"], caps["block_size"]) and len(stream) == caps["n_tasks"]
     model = stream.new_model()
     assert n_params(model) == 124_439_808
 
