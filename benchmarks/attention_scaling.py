@@ -3,7 +3,7 @@
 
 Sweeps the hand-written attention (`naive`: builds the full T x T score matrix) and PyTorch's
 fused `scaled_dot_product_attention` (`sdpa`), forward only and forward + backward, with the
-functions of `cl_course.attention` (notebook nbs/00_attention.ipynb), and writes the results and
+functions of `cl_course.attention_cost` (notebook nbs/02a_attention_cost.ipynb), and writes the results and
 the fitted log-log exponents to benchmarks/results/attention_scaling_<device>.json.
 
     python benchmarks/attention_scaling.py --device cpu --lengths 64 128 256 512 1024 2048 4096
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from cl_course.attention import ATTENTION_IMPLS, attention_scaling, scaling_exponents
+from cl_course.attention_cost import ATTENTION_IMPLS, attention_scaling, scaling_exponents
 
 DEFAULT_LENGTHS = {"cpu": [64, 128, 256, 512, 1024, 2048, 4096],
                    "cuda": [256, 512, 1024, 2048, 4096, 8192, 16384, 32768]}

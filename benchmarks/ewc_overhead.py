@@ -70,7 +70,8 @@ def run_way(model, blocks: list[dict], way: str) -> dict:
 
 def course_setup(a):
     "(config, first task's training loader, model) of the course's configuration; the weights' values do not matter for timing."
-    from cl_course.train import course_config, prepare_stream
+    from cl_course.config import course_config
+    from cl_course.stream import prepare_stream
     cfg = course_config(a.size, progress=False, pretrain_articles=0)
     stream = prepare_stream(cfg)
     return cfg, stream.loaders[0][0], stream.new_model()

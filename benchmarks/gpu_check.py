@@ -105,7 +105,7 @@ def part_smoke(model: Path, data: Path, work: Path, out: Path) -> dict:
     "Every method of the benchmark at the full size within the smoke budget; its tables copied to `out`."
     import numpy as np
     from cl_course.benchmark import METHODS, run_benchmark
-    from cl_course.train import course_config
+    from cl_course.config import course_config
     cfg = course_config("full", "smoke", model=str(model), data=str(data), progress=False)
     t0 = time.perf_counter()
     table = run_benchmark(list(METHODS), cfg, seeds=[0], out_dir=work / "smoke", on_progress=lambda s: print("  smoke:", s, flush=True))
@@ -124,7 +124,7 @@ def part_smoke(model: Path, data: Path, work: Path, out: Path) -> dict:
 def part_throughput(model: Path, data: Path, out: Path, size: dict, peak: tuple[float | None, str]) -> dict:
     "The course's loop and transformers.Trainer, interleaved, at `size`; tokens/s and MFU of each."
     from train_throughput import measure, report
-    from cl_course.train import course_config
+    from cl_course.config import course_config
     cfg = course_config("full", "default", model=str(model), data=str(data), block_size=size["block_size"],
                         batch_size=size["batch_size"], max_train_blocks=size["max_train_blocks"], n_tasks=1, epochs=1, progress=False)
     r = measure(cfg, size["repeats"])

@@ -26,7 +26,8 @@ def measure(cfg, repeats: int = 5) -> dict:
     machine = Machine()
     from transformers import Trainer, TrainingArguments
     from cl_course.models import n_params
-    from cl_course.train import Method, prepare_stream, train_task
+    from cl_course.train import Method, train_task
+    from cl_course.stream import prepare_stream
     stream = prepare_stream(cfg)
     loader = stream.loaders[0][0]
     data = loader.dataset
@@ -85,7 +86,7 @@ def main():
     a = ap.parse_args()
     if a.repeats < 5: ap.error("--repeats must be >= 5")
     torch.set_num_threads(a.threads)
-    from cl_course.train import course_config
+    from cl_course.config import course_config
     cfg = course_config(a.size, max_train_blocks=a.blocks, epochs=1, progress=False, pretrain_articles=0)
     out = measure(cfg, a.repeats)
     path = Path(__file__).parent / "results" / f"train_throughput_{out['device']}.json"

@@ -1,7 +1,7 @@
 """Run the notebooks in the small configuration and store their outputs in them, ready to commit.
 
     make outputs                                 # every notebook
-    .venv/bin/python scripts/outputs.py nbs/04_metrics.ipynb ...
+    .venv/bin/python scripts/outputs.py nbs/05_metrics.ipynb ...
 
 Each notebook runs in its own `nbdev-test --save --flags slow` process: cells flagged `slow` run too (the full
 sweeps, whose tables the prose discusses), cells flagged `gpu` do not (they say so). GitHub, Colab and the docs site

@@ -12,7 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from cl_course.train import Method, course_config, distributed, prepare_stream, run_stream
+from cl_course.train import Method, distributed
+from cl_course.config import course_config
+from cl_course.stream import prepare_stream, run_stream
 
 if __name__ == "__main__":
     torch.set_num_threads(1)

@@ -7,10 +7,12 @@ import pytest
 import torch
 
 from cl_course import attention as A
-from cl_course.attention import (attention_by_hand, attention_html, attention_parity, attention_scaling,
-                                 causal_self_attention, fit_exponent, head_scores, measure_attention,
-                                 naive_attention, peak_memory_bytes, scaling_exponents, score_matrix_bytes,
-                                 sdpa_attention, split_heads, tiled_attention)
+from cl_course import attention_cost as AC
+from cl_course.attention import (attention_by_hand, attention_html, attention_parity, causal_self_attention,
+                                 head_scores, split_heads)
+from cl_course.attention_cost import (attention_scaling, fit_exponent, measure_attention, naive_attention,
+                                      peak_memory_bytes, scaling_exponents, score_matrix_bytes, sdpa_attention,
+                                      tiled_attention)
 from cl_course.models import load_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -145,16 +147,16 @@ def test_naive_memory_is_quadratic_and_sdpa_linear():
 
 
 def test_sweep_records_out_of_memory(monkeypatch):
-    real = A.measure_attention
+    real = AC.measure_attention
     def fake(impl, T, **kw):
         if T > 64: raise RuntimeError("[enforce fail at alloc_cpu.cpp] DefaultCPUAllocator: can't allocate memory")
         return real(impl, T, **kw)
-    monkeypatch.setattr(A, "measure_attention", fake)
+    monkeypatch.setattr(AC, "measure_attention", fake)
     rows = attention_scaling(lengths=(32, 64, 128), impls=("naive",), modes=("forward",), n_head=2, d_head=8, repeats=1)
     assert [r["oom"] for r in rows] == [False, False, True]
     assert rows[-1]["time_s"] is None
     def broken(impl, T, **kw): raise RuntimeError("some other bug")
-    monkeypatch.setattr(A, "measure_attention", broken)
+    monkeypatch.setattr(AC, "measure_attention", broken)
     with pytest.raises(RuntimeError, match="other bug"):
         attention_scaling(lengths=(32,), impls=("naive",), modes=("forward",))
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from cl_course.baselines import ExperienceReplay
-from cl_course.train import load_checkpoint, save_checkpoint
+from cl_course.stream import load_checkpoint, save_checkpoint
 
 
 class Loader(list):

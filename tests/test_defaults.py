@@ -6,7 +6,7 @@ from collections import defaultdict
 from pathlib import Path
 
 LIB = Path(__file__).resolve().parents[1] / "cl_course"
-# the names one setting goes by: on a method's signature, in MethodParams / TrainConfig, on the command line's dataclass
+# the names one setting goes by: on a method's signature, in a method's parameters dataclass / TrainConfig, on the command line's dataclass
 GROUPS = [{"lam", "ewc_lambda"}, {"gamma", "ewc_gamma"}, {"fisher_kind", "ewc_fisher"}, {"rank", "lora_rank"},
           {"alpha", "lora_alpha"}, {"prompt_len"}, {"memory_size"}, {"mix", "replay_mix"}, {"max_fisher_samples"},
           {"fisher_positions"}, {"lambda_orth"}, {"block_size"}, {"batch_size"}, {"max_train_blocks"}, {"max_eval_blocks"},

@@ -12,13 +12,15 @@ from torch.utils.data import DataLoader
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from cl_course.data import BlockDataset
-from cl_course.cli import FISHER_KINDS
+from cl_course.fisher import FISHER_KINDS
 from cl_course.ewc import EWC
 from cl_course.fisher import (PER_SAMPLE_WAYS, fisher_diag, keep_positions, next_token_targets, per_sample_sq_grads,
                               per_sample_sq_grads_loop)
 from cl_course.experiments import ewc_experiment, ewc_widget
 from oracles import exact_sq_grads_bruteforce
-from cl_course.train import Stream, TrainConfig, causal_lm_loss, load_checkpoint, save_checkpoint, train_task
+from cl_course.stream import Stream, load_checkpoint, save_checkpoint
+from cl_course.config import TrainConfig
+from cl_course.train import causal_lm_loss, train_task
 
 V = 29
 

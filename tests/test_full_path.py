@@ -14,7 +14,8 @@ from safetensors.torch import load_file
 
 from cl_course.models import (MODEL_DIR_ENV, load_model, load_tokenizer, model_context, model_dir, model_fingerprint,
                               n_params, tokenizer_name_for)
-from cl_course.train import BUDGETS, TrainConfig, course_config, prepare_stream
+from cl_course.config import BUDGETS, TrainConfig, course_config
+from cl_course.stream import prepare_stream
 
 
 def cli(*args, env=None, timeout=900):

@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from cl_course import benchmark
-from cl_course.benchmark import MethodParams, dashboard_run, run_benchmark
+from cl_course.benchmark import dashboard_run, run_benchmark
 from cl_course.data import Article, load_wikitext
 from cl_course.models import load_tokenizer
-from cl_course.train import Method, course_config, identity_diff, prepare_stream, run_stream
+from cl_course.train import Method
+from cl_course.config import course_config
+from cl_course.stream import identity_diff, prepare_stream, run_stream
 
 TINY = dict(pretrain_articles=0, n_tasks=2, max_train_blocks=4, max_eval_blocks=2, epochs=1, progress=False)
 

@@ -1,5 +1,7 @@
 "Continual-learning metrics against explicit loops, their sign conventions, bad inputs, and the plots."
 import math
+import subprocess
+import sys
 
 import matplotlib
 matplotlib.use("Agg")
@@ -9,8 +11,8 @@ import pandas as pd
 import pytest
 
 from cl_course.metrics import (average_accuracy, backward_transfer, direction, forgetting, forgetting_per_task,
-                               forward_transfer, method_table, plot_method_comparison, plot_stream_curves,
-                               plot_task_matrix, split_initial, summarize)
+                               forward_transfer, split_initial, summarize)
+from cl_course.plots import method_table, plot_method_comparison, plot_stream_curves, plot_task_matrix
 
 METRICS = ["accuracy", "perplexity", "loss"]
 
@@ -170,6 +172,13 @@ def test_bad_inputs():
         summarize(np.vstack([[0.1, 0.1], R]), b=[0.1, 0.1])
     with pytest.raises(ValueError, match="must be numeric"):
         average_accuracy([["a", "b"], ["c", "d"]])
+
+
+def test_importing_loads_no_matplotlib():
+    "The metrics need numpy only: importing them, or the plots, leaves matplotlib unloaded until a plot is drawn."
+    code = "import sys, cl_course.metrics, cl_course.plots; print('matplotlib' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "False", r.stdout + r.stderr
 
 
 def test_plots_return_figures():

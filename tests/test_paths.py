@@ -7,9 +7,12 @@ import pytest
 import torch
 
 from cl_course.benchmark import load_runs, run_benchmark
-from cl_course.data import as_path, load_wikitext
+from cl_course.config import as_path
+from cl_course.data import load_wikitext
 from cl_course.models import train_bpe_tokenizer
-from cl_course.train import Method, TrainConfig, course_config, load_checkpoint, prepare_stream, run_stream, save_checkpoint
+from cl_course.train import Method
+from cl_course.config import TrainConfig, course_config
+from cl_course.stream import load_checkpoint, prepare_stream, run_stream, save_checkpoint
 
 TINY = dict(pretrain_articles=0, n_tasks=2, max_train_blocks=4, max_eval_blocks=2, epochs=1, progress=False)
 

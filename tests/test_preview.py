@@ -27,7 +27,7 @@ ARTIFACTS = HERE / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 NODE_MODULES = HERE / "js" / "node_modules"
 NOTEBOOKS = sorted(p.stem for p in (REPO / "nbs").glob("*.ipynb"))
-SHOTS = {"index": "preview_index.png", "06_ewc": "preview_ewc.png"}
+SHOTS = {"index": "preview_index.png", "08_ewc": "preview_ewc.png"}
 
 
 def _fresh_proc() -> list[Path]:

@@ -9,8 +9,9 @@ import torch
 from cl_course.models import load_model, train_bpe_tokenizer
 from cl_course.prompts import (ProgressivePrompts, ResidualPromptMLP, fit_to_context, init_prompt, prompt_labels,
                                prompt_token_ids, prompted_logits)
-from cl_course.train import (IGNORE_INDEX, Method, TrainConfig, causal_lm_loss, evaluate, load_checkpoint, run_stream,
-                             save_checkpoint, train_task)
+from cl_course.train import IGNORE_INDEX, Method, causal_lm_loss, evaluate, train_task
+from cl_course.config import TrainConfig
+from cl_course.stream import load_checkpoint, run_stream, save_checkpoint
 
 CFG = TrainConfig(progress=False, epochs=1, lr=1e-3, batch_size=4)
 

@@ -8,9 +8,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from cl_course.benchmark import METHODS, MethodParams, run_benchmark
+from cl_course.benchmark import run_benchmark
+from cl_course.config import build_method, method_params
 from cl_course.lora import lora_parameters
-from cl_course.train import course_config, prepare_stream
+from cl_course.config import course_config
+from cl_course.stream import prepare_stream
 
 TINY = dict(pretrain_articles=0, n_tasks=2, max_train_blocks=32, max_eval_blocks=2, epochs=1, progress=False)
 SEEDED = ("replay", "ewc", "online-ewc", "prompts", "lora-shared", "lora-per-task", "o-lora")
@@ -32,12 +34,12 @@ def blocks(stream):
 
 def test_every_builder_passes_the_seed():
     for name in SEEDED:
-        m = METHODS[name](MethodParams(), 5)
+        m = build_method(name, None, 5, course_config("small"))
         assert m.seed == 5 and m.config()["seed"] == 5, name
 
 
 def _replay(seed, blocks):
-    m = METHODS["replay"](MethodParams(memory_size=4, replay_mix=0.5), seed)
+    m = build_method("replay", method_params(dict(memory_size=4, replay_mix=0.5)), seed, course_config("small"))
     m.after_task(None, 0, blocks)                                   # the reservoir sees 32 blocks, keeps 4
     mixed = [b["input_ids"][8:] for b in m.batches(blocks, 1)]      # the remembered blocks mixed into task 1's batches
     return m.memory["input_ids"], torch.cat(mixed)
@@ -52,7 +54,7 @@ def test_replay_memory_and_mixing_follow_the_seed(blocks):
 
 
 def _prompt(seed, stream, blocks):
-    m = METHODS["prompts"](MethodParams(prompt_len=4), seed)
+    m = build_method("prompts", method_params(dict(prompt_len=4)), seed, course_config("small"))
     model = m.setup(stream.new_model())
     m.before_task(model, 0, blocks)
     return m.trainable_parameters(model)[0].detach().clone()
@@ -66,7 +68,7 @@ def test_prompt_initialisation_follows_the_seed(stream, blocks):
 @pytest.mark.parametrize("name", ["lora-shared", "lora-per-task", "o-lora"])
 def test_adapter_initialisation_follows_the_seed(name, stream, blocks):
     def adapters(seed):
-        m = METHODS[name](MethodParams(lora_rank=2), seed)
+        m = build_method(name, method_params(dict(lora_rank=2)), seed, course_config("small"))
         model = m.setup(stream.new_model())
         if name != "lora-shared": m.before_task(model, 0, blocks)
         return torch.cat([p.detach().flatten() for p in lora_parameters(model)])
@@ -77,7 +79,7 @@ def test_adapter_initialisation_follows_the_seed(name, stream, blocks):
 def test_sampled_fisher_labels_follow_the_seed(stream, blocks):
     model = stream.new_model()
     def fisher(seed):
-        f = METHODS["ewc"](MethodParams(ewc_fisher="sampled"), seed).compute_fisher(model, blocks, 0)
+        f = build_method("ewc", method_params(dict(ewc_fisher="sampled")), seed, course_config("small")).compute_fisher(model, blocks, 0)
         return torch.cat([v.flatten() for v in f.values()])
     f0 = fisher(0)
     assert torch.equal(f0, fisher(0)) and not torch.equal(f0, fisher(1))
@@ -88,7 +90,7 @@ def test_exact_fisher_positions_follow_the_seed(stream, blocks):
     model = stream.new_model()
     few = DataLoader(blocks.dataset, batch_size=2, shuffle=False)
     def fisher(seed):
-        m = METHODS["ewc"](MethodParams(ewc_fisher="exact"), seed)
+        m = build_method("ewc", method_params(dict(ewc_fisher="exact")), seed, course_config("small"))
         m.max_fisher_samples = 2   # 2 blocks x 2 positions keep this quick
         return torch.cat([v.flatten() for v in m.compute_fisher(model, few, 0).values()])
     f0 = fisher(0)
@@ -99,7 +101,7 @@ def test_benchmark_seeds_reach_the_methods_and_repeat_bit_for_bit(tmp_path):
     d = Path(os.environ.get("CL_COURSE_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data" / "wikitext-103-raw")
     cfg = course_config("small", data=str(d), **dict(TINY, max_train_blocks=8))
     methods = ["naive", "replay", "prompts", "lora-shared"]
-    params = MethodParams(memory_size=4)
+    params = dict(memory_size=4)
     for out in ("a", "b"): run_benchmark(methods, cfg, [0, 1], params, out_dir=tmp_path / out)
     def run(out, name, seed): return json.loads((tmp_path / out / "runs" / f"{name}-seed{seed}.json").read_text())
     for name in methods:

@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from cl_course import train
-from cl_course.train import (LMOutput, Method, TrainConfig, cached_run_dir, causal_lm_loss, course_config, evaluate, lm_loss,
-                             load_checkpoint, model_logits, prepare_stream, run_cached, run_stream)
+from cl_course.train import LMOutput, Method, causal_lm_loss, evaluate, lm_loss, model_logits
+from cl_course.config import TrainConfig, course_config
+from cl_course.stream import cached_run_dir, load_checkpoint, prepare_stream, run_cached, run_stream
 
 QUICK = dict(pretrain_articles=0, max_train_blocks=16, max_eval_blocks=4, epochs=1, progress=False)
 
@@ -87,7 +88,9 @@ def test_resume_after_a_real_kill_gives_the_uninterrupted_result(stream, tmp_pat
     ck = tmp_path / "run"
     script = textwrap.dedent(f"""
         import os, time
-        from cl_course.train import Method, course_config, prepare_stream, run_stream
+        from cl_course.train import Method
+        from cl_course.config import course_config
+        from cl_course.stream import prepare_stream, run_stream
         class Slow(Method):
             def after_task(self, model, task_id, loader):
                 if task_id >= 1: time.sleep(600)   # stay inside task 2 until killed

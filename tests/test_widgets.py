@@ -7,11 +7,13 @@ import ipywidgets as W
 import pytest
 
 from cl_course import benchmark, experiments
-from cl_course.benchmark import METHODS, MethodParams, dashboard
+from types import SimpleNamespace
+from cl_course.benchmark import dashboard
+from cl_course.config import method_params, method_specs
 from cl_course.ewc import DEFAULT_LAMBDA, EWC, ONLINE_GAMMA
 from cl_course.experiments import LAMBDA_CHOICES, SWEEP_LAMBDAS, SWEEP_RANKS, ewc_widget, lambda_slider, lora_widget
 from cl_course.lora_methods import DEFAULT_ALPHA, DEFAULT_RANK, DEFAULT_TARGETS, lora_method
-from cl_course.train import course_config
+from cl_course.config import course_config
 
 DRIFTING = (W.FloatSlider, W.FloatLogSlider, W.FloatRangeSlider)
 
@@ -51,7 +53,7 @@ def test_the_sweeps_declare_the_defaults():
     assert DEFAULT_LAMBDA == 30.0 and DEFAULT_LAMBDA in SWEEP_LAMBDAS and set(SWEEP_LAMBDAS) < set(LAMBDA_CHOICES)
     assert {0.0, 30_000.0} < set(LAMBDA_CHOICES)   # naive fine-tuning, and the batched Fisher's match for the default
     assert DEFAULT_RANK == 8 and DEFAULT_RANK in SWEEP_RANKS
-    p = MethodParams()
+    p = SimpleNamespace(**{k: v for q in method_params().values() for k, v in vars(q).items()})
     assert (p.ewc_lambda, p.ewc_gamma, p.lora_rank, p.lora_alpha) == (DEFAULT_LAMBDA, ONLINE_GAMMA, DEFAULT_RANK, DEFAULT_ALPHA)
 
 
@@ -61,7 +63,7 @@ def test_ewc_widget_starts_at_the_default_and_offers_the_sweep():
     assert lam.value == 30.0 and type(lam.value) is float and lam.label == "30"
     for v in (*SWEEP_LAMBDAS, 0.0, 30_000.0): assert selectable(lam, v), v
     assert gamma.value == ONLINE_GAMMA == 0.9 and gamma.disabled
-    for g in (1.0, 0.9, 0.5): assert selectable(gamma, g), g   # γ = 1 and 0.9 are compared in 06_ewc
+    for g in (1.0, 0.9, 0.5): assert selectable(gamma, g), g   # γ = 1 and 0.9 are compared in 08_ewc
     assert c["Fisher"].value == EWC().fisher_kind and c["EWC"].value == "separate"
 
 
@@ -75,7 +77,7 @@ def test_untouched_ewc_widget_asks_for_the_cached_default_run(monkeypatch):
     click_run(panel)
     (method, s), = asked
     assert s is stream and method.name == EWC().name
-    assert method.config() == EWC().config()   # the run `run_cached(EWC(), stream)` made in 06_ewc: same cache entry
+    assert method.config() == EWC().config()   # the run `run_cached(EWC(), stream)` made in 08_ewc: same cache entry
 
 
 def test_lambda_slider_always_offers_its_value():
@@ -105,12 +107,12 @@ def test_lora_widget_starts_at_the_defaults_and_offers_the_rank_study(monkeypatc
 def test_dashboard_starts_at_the_defaults(monkeypatch, tmp_path):
     panel = dashboard(out_dir=tmp_path)
     c = controls(panel)
-    p = MethodParams()
+    p = SimpleNamespace(**{k: v for q in method_params().values() for k, v in vars(q).items()})
     assert c["EWC λ"].value == p.ewc_lambda == 30.0 and c["LoRA rank"].value == p.lora_rank
     assert c["prompt len"].value == p.prompt_len and c["tasks"].value == course_config().n_tasks
     for v in SWEEP_LAMBDAS: assert selectable(c["EWC λ"], v), v
     for r in SWEEP_RANKS: assert selectable(c["LoRA rank"], r), r
-    assert set(c["methods"].options) == set(METHODS)
+    assert set(c["methods"].options) == set(method_specs())
     c["EWC λ"].value, c["LoRA rank"].value = p.ewc_lambda, p.lora_rank
     asked = []
     def dashboard_run(methods, ewc_lambda, lora_rank, prompt_len, n_tasks, **kw):
@@ -118,5 +120,5 @@ def test_dashboard_starts_at_the_defaults(monkeypatch, tmp_path):
     monkeypatch.setattr(benchmark, "dashboard_run", dashboard_run)
     click_run(panel)
     (a,) = asked
-    assert MethodParams(ewc_lambda=a["ewc_lambda"], lora_rank=a["lora_rank"], prompt_len=a["prompt_len"]) == p
+    assert method_params(dict(ewc_lambda=a["ewc_lambda"], lora_rank=a["lora_rank"], prompt_len=a["prompt_len"])) == method_params()
     assert type(a["ewc_lambda"]) is float and a["n_tasks"] == course_config().n_tasks

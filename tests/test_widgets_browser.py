@@ -350,11 +350,12 @@ def test_lora_widget_in_jupyterlab(page_of):
 
 
 def test_dashboard_in_jupyterlab(page_of):
-    from cl_course.benchmark import MethodParams
+    from types import SimpleNamespace
+    from cl_course.config import method_params
     page = page_of("dashboard")
     _assert_real_controls(page, "dashboard")
     _shot(page, "dashboard_rendered")
-    p = MethodParams()
+    p = SimpleNamespace(**{k: v for q in method_params().values() for k, v in vars(q).items()})
     assert _readout(page, "EWC λ") == f"{p.ewc_lambda:g}" == "30"
     assert _readout(page, "prompt len") == str(p.prompt_len)
     assert _readout(page, "tasks") == "4"

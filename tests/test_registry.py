@@ -1,0 +1,145 @@
+"""The house the methods live in: a method registered in one place reaches the command line, the benchmark and the
+dashboard; a method's learning rate comes from the run's configuration, never from the machine; the library's modules
+import only modules of earlier notebooks (function-level imports included), so there is no import cycle."""
+import ast
+import contextlib
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from cl_course import config as C
+from cl_course.train import Method
+
+LIB = Path(C.__file__).parent
+
+
+@dataclass
+class ToyParams:
+    toy_strength: float = C.param(0.25, "toy: how strongly the toy does nothing", lo=0)
+    def __post_init__(self): C.check_params(self)
+
+
+class Toy(Method):
+    "Naive fine-tuning under another name, with a parameter and a seed."
+    name = "toy"
+    def __init__(self, strength: float, seed: int): self.strength, self.seed = strength, seed
+    def config(self) -> dict: return dict(strength=self.strength, seed=self.seed)
+
+
+def _build_toy(p: ToyParams, seed: int, config) -> Toy: return Toy(p.toy_strength, seed)
+
+
+@pytest.fixture
+def toy():
+    C.register_method("toy", _build_toy, ToyParams, help="a toy method (tests only)")
+    yield
+    C._REGISTRY.pop("toy", None)
+
+
+def test_a_registered_method_reaches_the_command_line(toy):
+    from cl_course.cli import config_from_args, make_parser
+    p = make_parser()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit): p.parse_args(["run", "--help"])
+    text = " ".join(out.getvalue().split())
+    assert "toy" in text and "--toy-strength" in text and "how strongly the toy does nothing (default: 0.25)" in text
+    args = p.parse_args(["run", "--methods", "naive,toy", "--toy-strength", "2"])
+    assert args.methods == ["naive", "toy"]
+    assert config_from_args(args)[1]["ToyParams"].toy_strength == 2.0
+    with contextlib.redirect_stderr(io.StringIO()), pytest.raises(SystemExit):
+        p.parse_args(["run", "--toy-strength", "-1"])   # the declared range, on the command line too
+
+
+def test_a_registered_method_reaches_the_benchmark_and_the_dashboard(toy, tmp_path):
+    from cl_course.benchmark import dashboard, run_benchmark
+    d = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikitext-103-raw"
+    cfg = C.course_config("small", "smoke", data=str(d), progress=False)
+    table = run_benchmark(["naive", "toy"], cfg, [3], {"toy_strength": 0.5}, out_dir=tmp_path / "b")
+    assert list(table["method"]) == ["naive", "toy"]
+    import json
+    run = json.loads((tmp_path / "b" / "runs" / "toy-seed3.json").read_text())
+    assert run["config"]["method_config"] == dict(strength=0.5, seed=3)
+    # a toy run is naive fine-tuning: the same numbers
+    naive = json.loads((tmp_path / "b" / "runs" / "naive-seed3.json").read_text())
+    assert run["perplexity"] == naive["perplexity"]
+    panel = dashboard(out_dir=tmp_path / "d")
+    methods = panel.children[0].children[0]
+    assert "toy" in methods.options
+
+
+def test_registry_refuses_clashes():
+    @dataclass
+    class Clash:
+        ewc_lambda: float = C.param(1.0, "another λ", lo=0)
+    C.method_specs()
+    with pytest.raises(ValueError, match="parameter names must be unique"):
+        C.register_method("clash", lambda p, s, c: Method(), Clash)
+    with pytest.raises(ValueError, match="registered twice"):
+        C.register_method("ewc", lambda p, s, c: Method())
+    assert "clash" not in C._REGISTRY
+
+
+@pytest.mark.parametrize("size, cuda", [("small", True), ("full", False), ("small", False), ("full", True)])
+def test_lora_learning_rate_follows_the_runs_size_not_the_machine(size, cuda, monkeypatch):
+    "`--size small` on a GPU trains LoRA at the small size's rate, `--size full` on a CPU at the full size's."
+    from cl_course.cli import config_from_args, make_parser
+    from cl_course.lora_methods import LORA_LR
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.delenv("CL_COURSE_SIZE", raising=False)
+    args = make_parser().parse_args(["run", "--size", size])
+    cfg, params = config_from_args(args)
+    assert cfg.size == size
+    for name in ("lora-shared", "lora-per-task", "o-lora"):
+        m = C.build_method(name, params, 0, cfg)
+        assert m.lr_for(cfg) == LORA_LR[size], name
+    assert LORA_LR["small"] != LORA_LR["full"]
+
+
+def test_course_size_default_follows_the_machine(monkeypatch):
+    monkeypatch.delenv("CL_COURSE_SIZE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert C.course_config().size == "full"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert C.course_config().size == "small"
+
+
+def _notebook_of(path: Path) -> str:
+    m = re.search(r"File to edit: \S*?/nbs/(\S+?)\.ipynb", path.read_text())
+    assert m, f"{path.name} names no notebook"
+    return m.group(1)
+
+
+def _imports(path: Path) -> set[str]:
+    "Modules of the package that `path` imports anywhere in it (function-level imports included)."
+    found = set()
+    for n in ast.walk(ast.parse(path.read_text())):
+        if isinstance(n, ast.ImportFrom):
+            if n.level: base = n.module or ""
+            elif n.module and n.module.startswith("cl_course."): base = n.module[len("cl_course."):]
+            elif n.module == "cl_course": base = ""
+            else: continue
+            found |= {base.split(".")[0]} if base else {a.name for a in n.names}
+        elif isinstance(n, ast.Import):
+            found |= {a.name.split(".")[1] for a in n.names if a.name.startswith("cl_course.")}
+    return found - {""}
+
+
+def test_modules_import_only_earlier_notebooks_modules():
+    mods = {p.stem: p for p in LIB.glob("*.py") if not p.stem.startswith("_")}
+    order = {m: _notebook_of(p) for m, p in mods.items()}
+    bad = [f"{m} ({order[m]}) imports {d} ({order[d]})" for m, p in mods.items() for d in _imports(p)
+           if d in order and d != m and order[d] >= order[m]]
+    assert not bad, bad
+    assert "train" in _imports(mods["stream"]) and "config" in _imports(mods["train"])   # the scan reads real imports
+
+
+def test_configuration_imports_no_torch():
+    import subprocess, sys
+    code = ("import sys, cl_course.config as c; c.course_config('small'); c.fingerprint([1.0, 'a']); "
+            "print(sorted(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
