@@ -24,14 +24,16 @@ def literal_defaults(path: Path):
                 if isinstance(d, ast.Constant) and d.value is not None: yield arg.arg, d.value, d.lineno
         elif isinstance(node, ast.ClassDef):
             for s in node.body:
-                if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name) and isinstance(s.value, ast.Constant) and s.value.value is not None:
-                    yield s.target.id, s.value.value, s.lineno
+                if not (isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)): continue
+                v = s.value
+                if isinstance(v, ast.Call) and getattr(v.func, "id", None) == "param" and v.args: v = v.args[0]   # param(default, help, ...)
+                if isinstance(v, ast.Constant) and v.value is not None: yield s.target.id, v.value, s.lineno
 
 
 def test_scan_finds_defaults(tmp_path):
     f = tmp_path / "m.py"
-    f.write_text("class C:\n    lr: float = 1e-3\n    n: int | None = None\ndef f(x, lam=30.0, *, rank: int = 8, seed=None): pass\n")
-    assert sorted(literal_defaults(f)) == [("lam", 30.0, 4), ("lr", 0.001, 2), ("rank", 8, 4)]
+    f.write_text("class C:\n    lr: float = 1e-3\n    n: int | None = None\n    k: int = param(3, 'k')\ndef f(x, lam=30.0, *, rank: int = 8, seed=None): pass\n")
+    assert sorted(literal_defaults(f)) == [("k", 3, 4), ("lam", 30.0, 5), ("lr", 0.001, 2), ("rank", 8, 5)]
 
 
 def test_each_default_is_written_once():
