@@ -35,7 +35,7 @@ class JointTraining(Method):
         if not isinstance(loader.dataset, ConcatDataset):
             raise ValueError("JointTraining trains on every task at once: run it on joint_stream(stream), not on the tasks in turn.")
 
-# %% ../nbs/06_baselines.ipynb #7a49f994
+# %% ../nbs/06_baselines.ipynb #04e533c5
 @dataclass
 class ReplayParams:
     "Replay's parameters, as the command line and the benchmark set them."
@@ -121,7 +121,7 @@ def comparison_table(results: dict[str, StreamResult]):
     import pandas as pd
     return pd.DataFrame({name: result_summary(r) for name, r in results.items()}).T
 
-# %% ../nbs/06_baselines.ipynb #b858bff0
+# %% ../nbs/06_baselines.ipynb #38d2963f
 def _naive(p, seed: int, config: TrainConfig) -> Method: return Method()   # no randomness of its own
 def _joint(p, seed: int, config: TrainConfig) -> Method: return JointTraining()
 def _replay(p: ReplayParams, seed: int, config: TrainConfig) -> Method:

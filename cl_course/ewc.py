@@ -135,7 +135,7 @@ class EWC(Method):
     def extra_memory_bytes(self) -> int:
         return sum(v.numel() * v.element_size() for d in (self.fisher, self.anchor) for v in d.values())
 
-# %% ../nbs/08_ewc.ipynb #c2d8f21e
+# %% ../nbs/08_ewc.ipynb #7171ddb7
 def _ewc(p: EWCParams, seed: int, config, online: bool = False) -> EWC:
     exact = EXACT_FISHER_LIMITS if p.ewc_fisher == "exact" else {}
     return EWC(lam=p.ewc_lambda, fisher_kind=p.ewc_fisher, online=online, gamma=p.ewc_gamma, seed=seed, **exact)

@@ -171,7 +171,7 @@ def adapter_overlap(model: nn.Module, names: Sequence[str] | None = None) -> np.
                     M[i, j] += ((A[i] @ A[j].T).norm() ** 2 / ((A[i] @ A[i].T).norm() * (A[j] @ A[j].T).norm())).item() / len(layers)
     return M
 
-# %% ../nbs/11_lora_methods.ipynb #e423dd22
+# %% ../nbs/11_lora_methods.ipynb #e8b9f2c9
 def _lora(variant: str):
     def build(p: LoRAParams, seed: int, config) -> LoRAMethod: return lora_method(variant, rank=p.lora_rank, alpha=p.lora_alpha, seed=seed)
     build.__module__ = __name__

@@ -105,7 +105,7 @@ def fit_to_context(batch: dict, n_prompt: int, context: int) -> tuple[dict, int]
     if T <= room: return batch, 0
     return {k: (v[:, :room] if torch.is_tensor(v) and v.dim() == 2 and v.shape[1] == T else v) for k, v in batch.items()}, T - room
 
-# %% ../nbs/09_progressive_prompts.ipynb #b1a0b83c
+# %% ../nbs/09_progressive_prompts.ipynb #c36e9b4c
 @dataclass
 class PromptParams:
     "Progressive Prompts' parameters, as the command line and the benchmark set them."
@@ -272,7 +272,7 @@ def _block_len(loader) -> int | None:
     try: return int(loader.dataset.blocks["input_ids"].shape[1])
     except (AttributeError, KeyError, TypeError): return None
 
-# %% ../nbs/09_progressive_prompts.ipynb #b1c8f2fd
+# %% ../nbs/09_progressive_prompts.ipynb #43e25888
 def _prompts(p: PromptParams, seed: int, config) -> ProgressivePrompts: return ProgressivePrompts(prompt_len=p.prompt_len, seed=seed)
 
 register_method("prompts", _prompts, PromptParams, help="Progressive Prompts: a new prompt per task on a frozen model")
