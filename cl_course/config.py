@@ -8,6 +8,7 @@ Docs: https://cl-course.github.io/cl_course/setup.html.md"""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib
 import math
@@ -142,16 +143,12 @@ class TrainConfig:
         for k, cap in BUDGETS[self.budget].caps.items():   # a budget caps whatever set the value (size, overrides, replace)
             v = getattr(self, k)
             setattr(self, k, cap if v is None else min(v, cap))
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}.")
-        if self.epochs < 1: raise ValueError(f"epochs must be >= 1, got {self.epochs}.")
-        if self.batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {self.batch_size}.")
+        for k in ("lr", "pretrain_lr"): check_number(getattr(self, k), k, lo=0, lo_open=True)
+        for k, lo in (("epochs", 1), ("batch_size", 1), ("pretrain_articles", 0), ("general_articles", 0)):
+            check_number(getattr(self, k), k, integer=True, lo=lo)
         if self.schedule not in ("cosine", "linear"): raise ValueError(f"schedule must be 'cosine' or 'linear', got {self.schedule!r}.")
         if not 0 <= self.warmup_frac < 1: raise ValueError(f"warmup_frac must be in [0, 1), got {self.warmup_frac}.")
         if self.grad_clip is not None and self.grad_clip <= 0: raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip}.")
-        if self.pretrain_articles < 0: raise ValueError(f"pretrain_articles must be >= 0, got {self.pretrain_articles}.")
-        if self.general_articles < 0: raise ValueError(f"general_articles must be >= 0, got {self.general_articles}.")
-        if not (math.isfinite(self.pretrain_lr) and self.pretrain_lr > 0): raise ValueError(f"pretrain_lr must be > 0, got {self.pretrain_lr}.")
 
     @property
     def measures(self) -> bool:
@@ -265,15 +262,16 @@ def register_method(name: str, build: Callable, params: type | None = None, help
     return spec
 
 # %% ../nbs/00_setup.ipynb #8e895725
-def _method_modules() -> list[str]:
-    "The modules of this package that register methods, in the order of the notebooks that export them."
+@functools.cache
+def _method_modules() -> tuple[str, ...]:
+    "The modules of this package that register methods, in the order of the notebooks that export them (scanned once)."
     found = []
     for f in Path(__file__).parent.glob("*.py"):
         text = f.read_text(encoding="utf-8")
         if re.search(r"^register_method\(", text, re.M):
             nb = re.search(r"File to edit: \S*?/nbs/(\S+?)\.ipynb", text)
             found.append((nb.group(1) if nb else f.stem, f.stem))
-    return [m for _, m in sorted(found)]
+    return tuple(m for _, m in sorted(found))
 
 def method_specs() -> dict[str, MethodSpec]:
     "Every registered method by name, in course order (importing the modules that register them, and so PyTorch)."
