@@ -247,16 +247,18 @@ class MethodSpec:
 _REGISTRY: dict[str, MethodSpec] = {}
 
 def register_method(name: str, build: Callable, params: type | None = None, help: str = "", joint: bool = False) -> MethodSpec:
-    "Add a method to the registry (a second registration of the same name from the same module replaces the first)."
+    """Add a method to the registry. A second registration of a name replaces the first when both come from one module or one is
+    a notebook's (`__main__`: a re-run cell, or a notebook defining what the library also defines); otherwise it is an error."""
     if not re.fullmatch(r"[a-z][a-z0-9-]*", name): raise ValueError(f"A method name is lower-case letters, digits and dashes, got {name!r}.")
     if params is not None and not dataclasses.is_dataclass(params): raise TypeError(f"params of {name!r} must be a dataclass, got {params!r}.")
     module = getattr(build, "__module__", "") or ""
-    if name in _REGISTRY and _REGISTRY[name].module != module:
+    if name in _REGISTRY and _REGISTRY[name].module != module and "__main__" not in (_REGISTRY[name].module, module):
         raise ValueError(f"Method {name!r} is registered twice, by {_REGISTRY[name].module} and by {module}.")
     if params is not None:   # every parameter is one flag of the command line: one field name, one class
+        # (a class of the same name defined again, in a notebook, counts as the same class)
         mine = {f.name for f in dataclasses.fields(params)}
         for s in _REGISTRY.values():
-            if s.params is not None and s.params is not params and (clash := mine & {f.name for f in dataclasses.fields(s.params)}):
+            if s.name != name and s.params is not None and s.params.__qualname__ != params.__qualname__ and (clash := mine & {f.name for f in dataclasses.fields(s.params)}):
                 raise ValueError(f"{params.__name__} and {s.params.__name__} both declare {sorted(clash)}; parameter names must be unique.")
     _REGISTRY[name] = spec = MethodSpec(name, build, params, help, joint, module)
     return spec

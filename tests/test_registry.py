@@ -83,6 +83,25 @@ def test_registry_refuses_clashes():
     assert "clash" not in C._REGISTRY
 
 
+def test_a_notebooks_registration_and_the_librarys_replace_each_other():
+    "A notebook that defines what the library defines (or a re-run cell) replaces the registration; nothing clashes."
+    specs = C.method_specs()
+    lib = specs["ewc"]
+    def build(p, s, c): return Method()
+    build.__module__ = "__main__"
+    try:
+        @dataclass
+        class EWCParams:   # the notebook's own copy: same field names as the library's
+            ewc_lambda: float = C.param(1.0, "λ", lo=0)
+        EWCParams.__module__, EWCParams.__qualname__ = "__main__", "EWCParams"
+        assert C.register_method("ewc", build, EWCParams).module == "__main__"
+        assert C.register_method("ewc", build, EWCParams).module == "__main__"   # the cell run again
+        assert C.register_method("ewc", lib.build, lib.params, lib.help).module == lib.module
+    finally:
+        C._REGISTRY["ewc"] = lib
+    assert C.method_specs()["ewc"] is lib
+
+
 @pytest.mark.parametrize("size, cuda", [("small", True), ("full", False), ("small", False), ("full", True)])
 def test_lora_learning_rate_follows_the_runs_size_not_the_machine(size, cuda, monkeypatch):
     "`--size small` on a GPU trains LoRA at the small size's rate, `--size full` on a CPU at the full size's."
