@@ -39,8 +39,8 @@ class JointTraining(Method):
 @dataclass
 class ReplayParams:
     "Replay's parameters, as the command line and the benchmark set them."
-    memory_size: int = param(256, "replay: blocks kept in memory", lo=0, integer=True)
-    replay_mix: float = param(0.5, "replay: fraction of each batch drawn from memory", lo=0, hi=0.99)
+    memory_size: int = param(256, "replay: blocks kept in memory", lo=0, integer=True, label="replay memory")
+    replay_mix: float = param(0.5, "replay: fraction of each batch drawn from memory", lo=0, hi=0.99, label="replay share")
     def __post_init__(self): check_params(self)
 
 # %% ../nbs/06_baselines.ipynb #e5063bec

@@ -1,4 +1,4 @@
-"""Every method on one task stream, several seeds, one table: from a notebook, a dashboard, or the `cl-course run` command.
+"""Every method on one task stream, several seeds, one table: from a notebook or the `cl-course run` command (the next notebook puts it behind a dashboard).
 
 Docs: https://cl-course.github.io/cl_course/benchmark.html.md"""
 
@@ -23,17 +23,16 @@ import torch
 if TYPE_CHECKING: import pandas as pd   # annotations only: the tables import it when they build
 
 from .config import build_method, check_methods, method_params, method_specs
-from .experiments import REDUCED, SWEEP_RANKS
 from .baselines import joint_stream, result_summary
-from .config import as_path, atomic_write, fingerprint
+from .config import as_path, atomic_write
 from .train import Method, is_main_process
 from .stream import Stream, StreamResult, _fingerprint, identity_diff, prepare_stream, run_stream, stream_loaders
 from .config import TrainConfig, course_config
 
 # %% auto #0
-__all__ = ['API_WORDS', 'SUMMARY_COLUMNS', 'QUICK', 'benchmark_methods', 'library_versions', 'run_benchmark', 'summary_table',
+__all__ = ['API_WORDS', 'SUMMARY_COLUMNS', 'benchmark_methods', 'library_versions', 'run_benchmark', 'summary_table',
            'format_summary', 'load_runs', 'plot_benchmark_matrices', 'plot_forgetting_curves', 'label_points',
-           'plot_accuracy_vs_forgetting', 'dashboard_run', 'dashboard']
+           'plot_accuracy_vs_forgetting']
 
 # %% ../nbs/12_benchmark.ipynb #a2a2eda0
 def benchmark_methods() -> dict:
@@ -260,63 +259,3 @@ def plot_accuracy_vs_forgetting(summary: "pd.DataFrame", metric: str = "accuracy
     ax.set_ylabel(ylabel)
     ax.set_title(f"{metric}: final score vs forgetting")
     return fig
-
-# %% ../nbs/12_benchmark.ipynb #8994ef21
-QUICK = REDUCED   # the dashboard's "quick" runs: the sizes of a reduced stream (CPU-sized)
-
-def dashboard_run(methods: list[str], ewc_lambda: float | None = None, lora_rank: int | None = None,   # None: the declared default
-                  prompt_len: int | None = None,
-                  n_tasks: int | None = None,   # None: the course's (`course_config().n_tasks`)
-                  seeds: list[int] = (0,), quick: bool = True, out_dir: str | os.PathLike = "runs/dashboard",
-                  on_progress: Callable[[str], None] | None = None,
-                  quick_caps: dict | None = None,   # what `quick` caps (default: QUICK)
-                 ) -> dict:
-    "Run the benchmark the dashboard describes in `out_dir`'s sub-folder for this configuration (a setting seen before reuses its runs); returns the summary, its figures, the configuration, the parameters and the folder."
-    base = course_config(progress=False, **({} if n_tasks is None else dict(n_tasks=n_tasks)))
-    if quick: base = base.replace(**(QUICK if quick_caps is None else quick_caps))
-    given = dict(ewc_lambda=ewc_lambda, lora_rank=lora_rank, prompt_len=prompt_len)
-    params, seeds = method_params({k: v for k, v in given.items() if v is not None}), [int(s) for s in seeds]
-    folder = as_path(out_dir) / fingerprint(_identity(prepare_stream(base.replace(seed=seeds[0])), params))
-    table = run_benchmark(methods, base, seeds, params, folder, resume=True, on_progress=on_progress)
-    summary = summary_table(table)
-    runs = load_runs(folder, seed=seeds[0])
-    figs = [plot_benchmark_matrices(runs)] if any(r.accuracy.shape[0] > 2 for r in runs.values()) else []
-    figs.append(plot_accuracy_vs_forgetting(summary))
-    return dict(table=table, summary=summary, figures=figs, config=base, params=params, out_dir=folder)
-
-# %% ../nbs/12_benchmark.ipynb #0504b926
-def dashboard(out_dir: str | Path = "runs/dashboard", quick_caps: dict | None = None):
-    "An ipywidgets panel: methods, EWC λ, LoRA rank, prompt length, tasks, Run; every control starts at the benchmark's default."
-    import ipywidgets as W
-    from IPython.display import display
-    import matplotlib.pyplot as plt
-    from cl_course.experiments import lambda_slider
-    p, specs = method_params(), method_specs()
-    ewc_p, lora_p, prompt_p = p["EWCParams"], p["LoRAParams"], p["PromptParams"]
-    methods = W.SelectMultiple(options=list(specs), value=tuple(m for m in ("naive", "replay", "ewc") if m in specs), rows=len(specs), description="methods")
-    lam = lambda_slider(ewc_p.ewc_lambda, description="EWC λ")
-    rank = W.Dropdown(options=sorted({*SWEEP_RANKS, lora_p.lora_rank}), value=lora_p.lora_rank, description="LoRA rank")
-    plen = W.IntSlider(value=prompt_p.prompt_len, min=1, max=max(50, prompt_p.prompt_len), description="prompt len")
-    n = course_config().n_tasks
-    ntasks = W.IntSlider(value=n, min=2, max=max(8, n), description="tasks")
-    quick = W.Checkbox(value=not torch.cuda.is_available(), description="quick (CPU-sized)")
-    button, status, out = W.Button(description="Run", button_style="primary"), W.HTML(), W.Output()
-    def on_click(_):
-        button.disabled, t0 = True, time.perf_counter()
-        out.clear_output()
-        try:
-            res = dashboard_run(list(methods.value), lam.value, rank.value, plen.value, ntasks.value, quick=quick.value,
-                                out_dir=out_dir, on_progress=lambda s: setattr(status, "value", f"<code>{s}</code>"),
-                                quick_caps=quick_caps)
-            with out:
-                display(format_summary(res["summary"]))
-                for f in res["figures"]: display(f); plt.close(f)
-            c, q = res["config"], res["params"]
-            status.value = (f"done: {', '.join(res['summary'].index)} on {c.n_tasks} tasks{' (quick)' if quick.value else ''}; "
-                            f"EWC λ={q['EWCParams'].ewc_lambda:g}, LoRA rank {q['LoRAParams'].lora_rank}, prompt length {q['PromptParams'].prompt_len} "
-                            f"({time.perf_counter() - t0:.0f} s)")
-        except Exception as e: status.value = f"<b>error:</b> {e}"
-        finally: button.disabled = False
-    button.on_click(on_click)
-    panel = W.VBox([W.HBox([methods, W.VBox([lam, rank, plen, ntasks, quick, button])]), status, out])
-    return panel

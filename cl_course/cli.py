@@ -19,7 +19,7 @@ from pathlib import Path
 from .config import BUDGETS, MethodSpec, TrainConfig, check_methods, course_config, method_params, method_specs, param_classes
 
 # %% auto #0
-__all__ = ['CTRL_C_GRACE_S', 'make_parser', 'config_from_args', 'check_device', 'run_command', 'main', 'console']
+__all__ = ['OUT_DEFAULT', 'CTRL_C_GRACE_S', 'make_parser', 'config_from_args', 'check_device', 'run_command', 'main', 'console']
 
 # %% ../nbs/13_cli.ipynb #e628a6f3
 class _Parser(argparse.ArgumentParser):
@@ -60,6 +60,15 @@ def _method_options(r: argparse.ArgumentParser, specs: dict[str, MethodSpec]) ->
             else: r.add_argument(flag, type=_typed(int if m["integer"] else float, m["lo"], m["lo_open"], m["hi"], name=f.name.replace("_", " ")),
                                  default=f.default, help=m["help"])
 
+OUT_DEFAULT = "runs/benchmark"   # `run`'s output folder
+
+def _out_arg(argv: list[str]) -> str | None:
+    "`--out` as `argv` gives it (`run`'s default if absent), read before the full parse, which imports the methods and PyTorch."
+    for i, a in enumerate(argv):
+        if a == "--out" and i + 1 < len(argv): return argv[i + 1]
+        if a.startswith("--out="): return a[len("--out="):]
+    return OUT_DEFAULT if argv[:1] == ["run"] else None
+
 def make_parser(methods: bool = True) -> argparse.ArgumentParser:
     "The `cl-course` parser; with `methods`, the registered methods and their options (which imports them, and PyTorch)."
     p = _Parser(prog="cl-course", description="Continual learning for GPT-2: run the course's benchmark.")
@@ -85,7 +94,7 @@ def make_parser(methods: bool = True) -> argparse.ArgumentParser:
     r.add_argument("--max-train-blocks", type=pos, default=None, help="cap on training blocks per task (default: all)")
     r.add_argument("--device", default=None, help="cuda, cuda:N, mps or cpu (default: the best available)")
     _method_options(r, specs)
-    r.add_argument("--out", default="runs/benchmark", help="output folder")
+    r.add_argument("--out", default=OUT_DEFAULT, help="output folder")
     r.add_argument("--resume", action="store_true", help="reuse finished runs in --out and continue an interrupted one")
     r.add_argument("--overwrite", action="store_true", help="replace results of a different configuration in --out")
     r.add_argument("--quiet", action="store_true", help="no progress output (bars on a terminal, one line per method otherwise)")
@@ -178,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     with _CtrlC() as ctrl_c:
         try:
             argv = sys.argv[1:] if argv is None else list(argv)
+            ctrl_c.out = _out_arg(argv)   # a Ctrl-C while the parser imports the methods still names the folder
             args = make_parser(methods=argv[:1] == ["run"]).parse_args(argv)   # `cl-course --help`: no PyTorch
             ctrl_c.out = getattr(args, "out", None)
             return run_command(args)

@@ -220,9 +220,9 @@ def derive_seed(seed: int, purpose: str, index: int = 0) -> int:
 
 # %% ../nbs/00_setup.ipynb #19c9f60c
 def param(default, help: str, *, lo: float | None = None, lo_open: bool = False, hi: float | None = None,
-          integer: bool = False, choices: Sequence | None = None):
-    "A method parameter: a dataclass field with its default, one line of help and its valid range."
-    return field(default=default, metadata=dict(help=help, lo=lo, lo_open=lo_open, hi=hi, integer=integer, choices=choices))
+          integer: bool = False, choices: Sequence | None = None, label: str | None = None):
+    "A method parameter: a dataclass field with its default, one line of help, its valid range and a short label for controls."
+    return field(default=default, metadata=dict(help=help, lo=lo, lo_open=lo_open, hi=hi, integer=integer, choices=choices, label=label))
 
 def check_params(p) -> None:
     "A ValueError naming the first field of the parameters dataclass `p` that is outside its declared range."

@@ -25,9 +25,9 @@ __all__ = ['EXACT_FISHER_LIMITS', 'DEFAULT_LAMBDA', 'DEFAULT_FISHER', 'ONLINE_GA
 @dataclass
 class EWCParams:
     "EWC's parameters, as the command line and the benchmark set them."
-    ewc_lambda: float = param(30.0, "EWC: penalty strength λ (chosen by the λ sweep of 08_ewc)", lo=0)
-    ewc_fisher: str = param("empirical", "EWC's Fisher estimate (exact: on 16 blocks x 2 positions per task)", choices=FISHER_KINDS)
-    ewc_gamma: float = param(0.9, "online EWC: decay of the running Fisher", lo=0, lo_open=True, hi=1)
+    ewc_lambda: float = param(30.0, "EWC: penalty strength λ (chosen by the λ sweep of 08a_ewc_experiments)", lo=0, label="EWC λ")
+    ewc_fisher: str = param("empirical", "EWC's Fisher estimate (exact: on 16 blocks x 2 positions per task)", choices=FISHER_KINDS, label="EWC Fisher")
+    ewc_gamma: float = param(0.9, "online EWC: decay of the running Fisher", lo=0, lo_open=True, hi=1, label="online EWC γ")
     def __post_init__(self): check_params(self)
 
 def _check_lam(lam) -> None: check_number(lam, "lam (the EWC penalty strength)", lo=0)

@@ -29,8 +29,8 @@ __all__ = ['DEFAULT_TARGETS', 'DEFAULT_RANK', 'DEFAULT_ALPHA', 'LORA_LR', 'LORA_
 @dataclass
 class LoRAParams:
     "The LoRA methods' parameters, as the command line and the benchmark set them."
-    lora_rank: int = param(8, "LoRA: rank of each adapter", lo=1, integer=True)
-    lora_alpha: float = param(16.0, "LoRA: alpha (the update is scaled by alpha / rank)", lo=0, lo_open=True)
+    lora_rank: int = param(8, "LoRA: rank of each adapter", lo=1, integer=True, label="LoRA rank")
+    lora_alpha: float = param(16.0, "LoRA: alpha (the update is scaled by alpha / rank)", lo=0, lo_open=True, label="LoRA alpha")
     def __post_init__(self): check_params(self)
 
 DEFAULT_TARGETS = ("c_attn", "c_proj", "c_fc")   # every projection of every block (see the learning-rate notes below)

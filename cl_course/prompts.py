@@ -109,7 +109,7 @@ def fit_to_context(batch: dict, n_prompt: int, context: int) -> tuple[dict, int]
 @dataclass
 class PromptParams:
     "Progressive Prompts' parameters, as the command line and the benchmark set them."
-    prompt_len: int = param(10, "Progressive Prompts: vectors per task", lo=1, integer=True)
+    prompt_len: int = param(10, "Progressive Prompts: vectors per task", lo=1, integer=True, label="prompt len")
     def __post_init__(self): check_params(self)
 
 # %% ../nbs/09_progressive_prompts.ipynb #7ff53ff3

@@ -24,9 +24,9 @@ from .models import load_model, load_tokenizer, model_context, model_fingerprint
 from .train import Method, evaluate, is_main_process, train_task
 
 # %% auto #0
-__all__ = ['PRETRAIN_SEED', 'METRICS', 'Stream', 'stream_loaders', 'general_loader', 'prepare_stream', 'StreamResult',
+__all__ = ['PRETRAIN_SEED', 'METRICS', 'REDUCED', 'Stream', 'stream_loaders', 'general_loader', 'prepare_stream', 'StreamResult',
            'general_columns', 'identity_diff', 'save_checkpoint', 'load_checkpoint', 'evaluate_all', 'evaluate_general',
-           'run_stream', 'cached_run_dir', 'run_cached']
+           'run_stream', 'cached_run_dir', 'run_cached', 'reduced_stream']
 
 # %% ../nbs/04a_stream.ipynb #d1358ee7
 PRETRAIN_SEED = 0   # the small models' pretraining seed: one starting model for every run, as with a downloaded `gpt2`
@@ -266,3 +266,14 @@ def run_cached(method: Method, stream: Stream, name: str | None = None) -> Strea
         atomic_write(d / "result.json", lambda tmp: tmp.write_text(json.dumps(res.to_dict(), default=float)))
         (d / "checkpoint.pt").unlink(missing_ok=True)   # finished: the results stay, the weights go
     return res
+
+# %% ../nbs/04a_stream.ipynb #546af70b
+REDUCED = dict(max_train_blocks=96, epochs=1, max_eval_blocks=32)   # a reduced stream's sizes: runs of seconds on a CPU
+
+def reduced_stream(stream: Stream, n_tasks: int | None = None, max_train_blocks: int | None = REDUCED["max_train_blocks"],
+                   epochs: int = REDUCED["epochs"], max_eval_blocks: int | None = REDUCED["max_eval_blocks"]) -> Stream:
+    "The first `n_tasks` tasks of `stream` with at most `max_train_blocks`/`max_eval_blocks` blocks each, for quick CPU runs."
+    n = len(stream) if n_tasks is None else n_tasks
+    if not 1 <= n <= len(stream): raise ValueError(f"n_tasks must be between 1 and {len(stream)}, got {n_tasks}.")
+    c = stream.config.replace(max_train_blocks=max_train_blocks, epochs=epochs, max_eval_blocks=max_eval_blocks, n_tasks=n)
+    return dataclasses.replace(stream, config=c, tasks=stream.tasks[:n], loaders=stream_loaders(c, stream.tasks[:n], stream.tokenizer))

@@ -16,7 +16,7 @@ from cl_course.fisher import FISHER_KINDS
 from cl_course.ewc import EWC
 from cl_course.fisher import (PER_SAMPLE_WAYS, fisher_diag, keep_positions, next_token_targets, per_sample_sq_grads,
                               per_sample_sq_grads_loop)
-from cl_course.experiments import ewc_experiment, ewc_widget
+from cl_course.ewc_experiments import ewc_experiment, ewc_widget
 from oracles import exact_sq_grads_bruteforce
 from cl_course.stream import Stream, load_checkpoint, save_checkpoint
 from cl_course.config import TrainConfig

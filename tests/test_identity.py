@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from cl_course import benchmark
-from cl_course.benchmark import dashboard_run, run_benchmark
+from cl_course.benchmark import run_benchmark
+from cl_course.dashboard import dashboard_run
 from cl_course.data import Article, load_wikitext
 from cl_course.models import load_tokenizer
 from cl_course.train import Method
@@ -130,7 +131,7 @@ def test_dashboard_keeps_one_folder_per_configuration(corpora, tmp_path, monkeyp
     out, log = tmp_path / "dash", []
     say = lambda s: log.append(s)
     first = dashboard_run(["naive", "prompts"], n_tasks=2, quick=False, out_dir=out, on_progress=say)
-    other = dashboard_run(["naive", "prompts"], n_tasks=2, prompt_len=5, quick=False, out_dir=out, on_progress=say)
+    other = dashboard_run(["naive", "prompts"], {"prompt_len": 5}, n_tasks=2, quick=False, out_dir=out, on_progress=say)
     log.clear()
     back = dashboard_run(["naive", "prompts"], n_tasks=2, quick=False, out_dir=out, on_progress=say)
     assert back["out_dir"] == first["out_dir"] != other["out_dir"]

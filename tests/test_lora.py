@@ -14,7 +14,7 @@ from transformers.pytorch_utils import Conv1D
 from cl_course.lora import (LoRALayer, add_adapter, add_lora, adapter_names, copy_to_peft, lora_layers, lora_parameters, merge_lora,
                             parameter_counts, set_active_adapters, unmerge_lora)
 from cl_course.lora_methods import OLoRA, PerTaskLoRA, lora_method
-from cl_course.experiments import reduced_stream
+from cl_course.stream import reduced_stream
 from cl_course.train import causal_lm_loss
 from cl_course.config import course_config
 from cl_course.stream import load_checkpoint, prepare_stream, run_stream, save_checkpoint

@@ -55,7 +55,8 @@ def test_a_registered_method_reaches_the_command_line(toy):
 
 
 def test_a_registered_method_reaches_the_benchmark_and_the_dashboard(toy, tmp_path):
-    from cl_course.benchmark import dashboard, run_benchmark
+    from cl_course.benchmark import run_benchmark
+    from cl_course.dashboard import dashboard
     d = Path(__file__).resolve().parents[2] / "shared" / "data" / "wikitext-103-raw"
     cfg = C.course_config("small", "smoke", data=str(d), progress=False)
     table = run_benchmark(["naive", "toy"], cfg, [3], {"toy_strength": 0.5}, out_dir=tmp_path / "b")
@@ -67,8 +68,10 @@ def test_a_registered_method_reaches_the_benchmark_and_the_dashboard(toy, tmp_pa
     naive = json.loads((tmp_path / "b" / "runs" / "naive-seed3.json").read_text())
     assert run["perplexity"] == naive["perplexity"]
     panel = dashboard(out_dir=tmp_path / "d")
-    methods = panel.children[0].children[0]
+    methods, knobs = panel.children[0].children
     assert "toy" in methods.options
+    (strength,) = [w for w in knobs.children if getattr(w, "description", "") == "toy_strength"]   # its parameter, unlabelled: its name
+    assert strength.value == 0.25 and 2.5 in dict(strength.options).values() and 0.0 in dict(strength.options).values()
 
 
 def test_registry_refuses_clashes():

@@ -6,12 +6,13 @@ untouched widget would not run its default. tests/test_widgets_browser.py checks
 import ipywidgets as W
 import pytest
 
-from cl_course import benchmark, experiments
+from cl_course import dashboard as dashboard_module, ewc_experiments, lora_experiments
 from types import SimpleNamespace
-from cl_course.benchmark import dashboard
+from cl_course.dashboard import dashboard
 from cl_course.config import method_params, method_specs
 from cl_course.ewc import DEFAULT_LAMBDA, EWC, ONLINE_GAMMA
-from cl_course.experiments import LAMBDA_CHOICES, SWEEP_LAMBDAS, SWEEP_RANKS, ewc_widget, lambda_slider, lora_widget
+from cl_course.ewc_experiments import LAMBDA_CHOICES, SWEEP_LAMBDAS, ewc_widget, lambda_slider
+from cl_course.lora_experiments import SWEEP_RANKS, lora_widget
 from cl_course.lora_methods import DEFAULT_ALPHA, DEFAULT_RANK, DEFAULT_TARGETS, lora_method
 from cl_course.config import course_config
 
@@ -71,7 +72,7 @@ def test_untouched_ewc_widget_asks_for_the_cached_default_run(monkeypatch):
     asked = []
     def run_cached(method, stream):
         asked.append((method, stream)); raise _Stop
-    monkeypatch.setattr(experiments, "run_cached", run_cached)
+    monkeypatch.setattr(ewc_experiments, "run_cached", run_cached)
     stream = object()   # never used: run_cached stops first
     panel = ewc_widget(stream)
     click_run(panel)
@@ -98,27 +99,29 @@ def test_lora_widget_starts_at_the_defaults_and_offers_the_rank_study(monkeypatc
     asked = []
     def run_lora_experiment(variant, rank, alpha, targets, stream, metric):
         asked.append(dict(variant=variant, rank=rank, alpha=alpha, targets=tuple(targets))); raise _Stop
-    monkeypatch.setattr(experiments, "run_lora_experiment", run_lora_experiment)
+    monkeypatch.setattr(lora_experiments, "run_lora_experiment", run_lora_experiment)
     click_run(panel)
     (a,) = asked
     assert lora_method(**a).config() == lora_method("shared").config()   # the defaults, exactly
 
 
 def test_dashboard_starts_at_the_defaults(monkeypatch, tmp_path):
+    "One control per registered parameter, each at its declared default; Run passes exactly those values."
     panel = dashboard(out_dir=tmp_path)
     c = controls(panel)
     p = SimpleNamespace(**{k: v for q in method_params().values() for k, v in vars(q).items()})
     assert c["EWC λ"].value == p.ewc_lambda == 30.0 and c["LoRA rank"].value == p.lora_rank
     assert c["prompt len"].value == p.prompt_len and c["tasks"].value == course_config().n_tasks
+    assert c["EWC Fisher"].value == p.ewc_fisher and c["replay memory"].value == p.memory_size
     for v in SWEEP_LAMBDAS: assert selectable(c["EWC λ"], v), v
     for r in SWEEP_RANKS: assert selectable(c["LoRA rank"], r), r
     assert set(c["methods"].options) == set(method_specs())
-    c["EWC λ"].value, c["LoRA rank"].value = p.ewc_lambda, p.lora_rank
     asked = []
-    def dashboard_run(methods, ewc_lambda, lora_rank, prompt_len, n_tasks, **kw):
-        asked.append(dict(ewc_lambda=ewc_lambda, lora_rank=lora_rank, prompt_len=prompt_len, n_tasks=n_tasks)); raise _Stop
-    monkeypatch.setattr(benchmark, "dashboard_run", dashboard_run)
+    def dashboard_run(methods, params, n_tasks, **kw):
+        asked.append(dict(params=params, n_tasks=n_tasks)); raise _Stop
+    monkeypatch.setattr(dashboard_module, "dashboard_run", dashboard_run)
     click_run(panel)
     (a,) = asked
-    assert method_params(dict(ewc_lambda=a["ewc_lambda"], lora_rank=a["lora_rank"], prompt_len=a["prompt_len"])) == method_params()
-    assert type(a["ewc_lambda"]) is float and a["n_tasks"] == course_config().n_tasks
+    assert set(a["params"]) == set(vars(p))   # every parameter, by name
+    assert method_params(a["params"]) == method_params()
+    assert type(a["params"]["ewc_lambda"]) is float and a["n_tasks"] == course_config().n_tasks

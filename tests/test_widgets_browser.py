@@ -34,13 +34,13 @@ RUN_TIMEOUT_MS = 300_000   # a Run, or the first render: generous, for a cold ca
 
 # The notebooks: a reduced 2-task stream from the course's own stream (the dashboard builds its own, with tiny caps).
 PID_CELL = 'import os\nopen("{name}.pid", "w").write(str(os.getpid()));   # the test ends this kernel by its id if it must'
-STREAM_CELLS = ["from cl_course.train import course_config, prepare_stream\nfrom cl_course.experiments import reduced_stream",
+STREAM_CELLS = ["from cl_course.config import course_config\nfrom cl_course.stream import prepare_stream, reduced_stream",
                 "stream = prepare_stream(course_config(progress=False))\n"
                 "small = reduced_stream(stream, n_tasks=2, max_train_blocks=16, max_eval_blocks=8)"]
 NOTEBOOKS = {
-    "ewc": STREAM_CELLS + ["from cl_course.experiments import ewc_widget", "ewc_widget(small, new_model=stream.new_model)"],
-    "lora": STREAM_CELLS + ["from cl_course.experiments import lora_widget", "lora_widget(small)"],
-    "dashboard": ["from cl_course.benchmark import dashboard",
+    "ewc": STREAM_CELLS + ["from cl_course.ewc_experiments import ewc_widget", "ewc_widget(small, new_model=stream.new_model)"],
+    "lora": STREAM_CELLS + ["from cl_course.lora_experiments import lora_widget", "lora_widget(small)"],
+    "dashboard": ["from cl_course.dashboard import dashboard",
                   'dashboard(out_dir="dashboard-runs", quick_caps=dict(max_train_blocks=16, epochs=1, max_eval_blocks=8))'],
 }
 TEXT_FALLBACK = ("VBox(children", "Loading widget", "Error displaying widget", "Failed to load model class")
@@ -312,7 +312,7 @@ def page_of(lab):
 
 def test_ewc_widget_in_jupyterlab(page_of):
     from cl_course.ewc import DEFAULT_LAMBDA
-    from cl_course.experiments import LAMBDA_CHOICES
+    from cl_course.ewc_experiments import LAMBDA_CHOICES
     page = page_of("ewc")
     _assert_real_controls(page, "EWC")
     _shot(page, "ewc_rendered")
@@ -367,7 +367,7 @@ def test_dashboard_in_jupyterlab(page_of):
     _step_slider(page, "tasks", -1)   # 3 tasks: the benchmark notebook's dashboard test pretrains that stream's model
     assert (_readout(page, "EWC λ"), _readout(page, "tasks")) == ("300", "3")
     status = _run_and_wait(page, "done: ewc on 3 tasks (quick); EWC λ=300,", "dashboard_run", images=2)   # matrices, accuracy vs forgetting
-    assert f"LoRA rank {p.lora_rank}" in status and f"prompt length {p.prompt_len}" in status
+    assert f"online EWC γ={p.ewc_gamma:g}" in status and "LoRA rank" not in status, status   # the chosen methods' parameters only
     rows = page.locator(".widget-output table tbody th").all_inner_texts()
     assert [r.strip() for r in rows] == ["ewc"], rows
     assert page.errors == [], page.errors
