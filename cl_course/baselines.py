@@ -18,7 +18,8 @@ from .config import check_number
 from .metrics import summarize
 from .train import Method
 from .stream import Stream, StreamResult
-from .config import TrainConfig, check_params, derive_seed, param, register_method
+from .config import TrainConfig, derive_seed
+from .registry import check_params, param, register_method
 
 # %% auto #0
 __all__ = ['joint_stream', 'JointTraining', 'ReplayParams', 'ExperienceReplay', 'result_summary', 'comparison_table']

@@ -22,7 +22,7 @@ import torch
 
 if TYPE_CHECKING: import pandas as pd   # annotations only: the tables import it when they build
 
-from .config import build_method, check_methods, method_params, method_specs
+from .registry import build_method, check_methods, method_params, method_specs
 from .baselines import joint_stream, result_summary
 from .config import as_path, atomic_write
 from .train import Method, is_main_process

@@ -16,7 +16,8 @@ import threading
 import dataclasses
 from pathlib import Path
 
-from .config import BUDGETS, MethodSpec, TrainConfig, check_methods, course_config, method_params, method_specs, param_classes
+from .config import BUDGETS, TrainConfig, course_config
+from .registry import MethodSpec, check_methods, method_params, method_specs, param_classes
 
 # %% auto #0
 __all__ = ['OUT_DEFAULT', 'CTRL_C_GRACE_S', 'make_parser', 'config_from_args', 'check_device', 'run_command', 'main', 'console']

@@ -1,4 +1,4 @@
-"""One place for every setting: the small and full configurations, the budgets that cap them, what the environment says, and the registry that lists every continual-learning method. No PyTorch here.
+"""One place for every setting: the small and full configurations, the budgets that cap them, what the environment says, and the seeds. No PyTorch here.
 
 Docs: https://cl-course.github.io/cl_course/setup.html.md"""
 
@@ -8,13 +8,10 @@ Docs: https://cl-course.github.io/cl_course/setup.html.md"""
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
-import importlib
 import math
 import numbers
 import os
-import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +20,7 @@ from typing import Callable, Sequence
 # %% auto #0
 __all__ = ['BLOCK_SIZE', 'BATCH_SIZE', 'ENV_VARS', 'BUDGETS', 'SIZES', 'SEED_STRIDES', 'check_number', 'as_path', 'atomic_write',
            'fingerprint', 'Environment', 'environment', 'cache_dir', 'TrainConfig', 'Budget', 'course_budget',
-           'budget_points', 'course_size', 'course_config', 'derive_seed', 'param', 'check_params', 'MethodSpec',
-           'register_method', 'method_specs', 'check_methods', 'param_classes', 'method_params', 'build_method']
+           'budget_points', 'course_size', 'course_config', 'derive_seed']
 
 # %% ../nbs/00_setup.ipynb #1e3c6e11
 def check_number(x, name: str, *, integer: bool = False, lo: float | None = None, lo_open: bool = False,
@@ -217,97 +213,3 @@ def derive_seed(seed: int, purpose: str, index: int = 0) -> int:
     "The seed of one random choice of a run: `seed × stride(purpose) + index` (index: usually the task)."
     if purpose not in SEED_STRIDES: raise ValueError(f"Unknown seed purpose {purpose!r}; use one of {', '.join(SEED_STRIDES)}.")
     return seed * SEED_STRIDES[purpose] + index
-
-# %% ../nbs/00_setup.ipynb #19c9f60c
-def param(default, help: str, *, lo: float | None = None, lo_open: bool = False, hi: float | None = None,
-          integer: bool = False, choices: Sequence | None = None, label: str | None = None):
-    "A method parameter: a dataclass field with its default, one line of help, its valid range and a short label for controls."
-    return field(default=default, metadata=dict(help=help, lo=lo, lo_open=lo_open, hi=hi, integer=integer, choices=choices, label=label))
-
-def check_params(p) -> None:
-    "A ValueError naming the first field of the parameters dataclass `p` that is outside its declared range."
-    for f in dataclasses.fields(p):
-        m, v = f.metadata, getattr(p, f.name)
-        if "help" not in m: continue
-        if m["choices"] is not None:
-            if v not in m["choices"]: raise ValueError(f"{f.name} must be one of {', '.join(map(str, m['choices']))}, got {v!r}.")
-        else: check_number(v, f.name, integer=m["integer"], lo=m["lo"], lo_open=m["lo_open"], hi=m["hi"])
-
-# %% ../nbs/00_setup.ipynb #6c5df0e1
-@dataclass(frozen=True)
-class MethodSpec:
-    "A continual-learning method as the command line, the benchmark and the dashboard see it."
-    name: str               # as typed after `--methods`
-    build: Callable         # build(params, seed, config) -> a `Method` (params: an instance of `params`, or None)
-    params: type | None     # the dataclass of its parameters, or None
-    help: str = ""          # one line, for --help and the docs
-    joint: bool = False     # trained on every task at once (on `joint_stream(stream)`), not in turn
-    module: str = ""        # the module that registered it
-
-_REGISTRY: dict[str, MethodSpec] = {}
-
-def register_method(name: str, build: Callable, params: type | None = None, help: str = "", joint: bool = False) -> MethodSpec:
-    """Add a method to the registry. A second registration of a name replaces the first when both come from one module or one is
-    a notebook's (`__main__`: a re-run cell, or a notebook defining what the library also defines); otherwise it is an error."""
-    if not re.fullmatch(r"[a-z][a-z0-9-]*", name): raise ValueError(f"A method name is lower-case letters, digits and dashes, got {name!r}.")
-    if params is not None and not dataclasses.is_dataclass(params): raise TypeError(f"params of {name!r} must be a dataclass, got {params!r}.")
-    module = getattr(build, "__module__", "") or ""
-    if name in _REGISTRY and _REGISTRY[name].module != module and "__main__" not in (_REGISTRY[name].module, module):
-        raise ValueError(f"Method {name!r} is registered twice, by {_REGISTRY[name].module} and by {module}.")
-    if params is not None:   # every parameter is one flag of the command line: one field name, one class
-        # (a class of the same name defined again, in a notebook, counts as the same class)
-        mine = {f.name for f in dataclasses.fields(params)}
-        for s in _REGISTRY.values():
-            if s.name != name and s.params is not None and s.params.__qualname__ != params.__qualname__ and (clash := mine & {f.name for f in dataclasses.fields(s.params)}):
-                raise ValueError(f"{params.__name__} and {s.params.__name__} both declare {sorted(clash)}; parameter names must be unique.")
-    _REGISTRY[name] = spec = MethodSpec(name, build, params, help, joint, module)
-    return spec
-
-# %% ../nbs/00_setup.ipynb #8e895725
-@functools.cache
-def _method_modules() -> tuple[str, ...]:
-    "The modules of this package that register methods, in the order of the notebooks that export them (scanned once)."
-    found = []
-    for f in Path(__file__).parent.glob("*.py"):
-        text = f.read_text(encoding="utf-8")
-        if re.search(r"^register_method\(", text, re.M):
-            nb = re.search(r"File to edit: \S*?/nbs/(\S+?)\.ipynb", text)
-            found.append((nb.group(1) if nb else f.stem, f.stem))
-    return tuple(m for _, m in sorted(found))
-
-def method_specs() -> dict[str, MethodSpec]:
-    "Every registered method by name, in course order (importing the modules that register them, and so PyTorch)."
-    for m in _method_modules(): importlib.import_module(f"{__package__}.{m}")
-    return dict(_REGISTRY)
-
-def check_methods(methods: Sequence[str]) -> list[str]:
-    "`methods` if every name is registered (no duplicates), else a ValueError listing the known ones."
-    known = method_specs()
-    unknown = [m for m in methods if m not in known]
-    if unknown: raise ValueError(f"Unknown method(s) {', '.join(map(repr, unknown))}; choose from {', '.join(known)}.")
-    if not methods: raise ValueError("Choose at least one method.")
-    if len(set(methods)) != len(methods): raise ValueError(f"A method is listed twice: {list(methods)}.")
-    return list(methods)
-
-# %% ../nbs/00_setup.ipynb #a809fe0c
-def param_classes(specs: dict[str, MethodSpec] | None = None) -> list[type]:
-    "The parameters dataclasses of the registered methods, each once, in course order."
-    out = []
-    for s in (specs or method_specs()).values():
-        if s.params is not None and s.params not in out: out.append(s.params)
-    return out
-
-def method_params(values: dict | None = None) -> dict[str, object]:
-    "Every method's parameters (class name -> instance): `values` (field name -> value) over the defaults, checked."
-    values, out = dict(values or {}), {}
-    for cls in param_classes():
-        names = {f.name for f in dataclasses.fields(cls)}
-        out[cls.__name__] = cls(**{k: values.pop(k) for k in list(values) if k in names})
-    if values: raise ValueError(f"No method has the parameter(s) {', '.join(sorted(values))}.")
-    return out
-
-def build_method(name: str, params: dict[str, object] | None, seed: int, config: TrainConfig):
-    "The method `name` with its parameters from `params` (as `method_params` gives them; None: defaults) for a run of `config`."
-    spec = method_specs()[name]
-    p = None if spec.params is None else (params or method_params())[spec.params.__name__]
-    return spec.build(p, seed, config)

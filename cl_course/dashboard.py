@@ -15,7 +15,8 @@ from typing import Callable
 
 import torch
 
-from .config import as_path, check_number, course_config, fingerprint, method_params, method_specs, param_classes
+from .config import as_path, check_number, course_config, fingerprint
+from .registry import method_params, method_specs, param_classes
 from .stream import REDUCED, prepare_stream
 from .benchmark import _identity, format_summary, load_runs, plot_accuracy_vs_forgetting, plot_benchmark_matrices, run_benchmark, summary_table
 

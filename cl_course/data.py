@@ -14,16 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Dataset
-
-from .config import BATCH_SIZE, BLOCK_SIZE, as_path, environment
+from .config import as_path, environment
 from .models import _hub_reachable
 
 # %% auto #0
 __all__ = ['HUB_DATASET', 'Article', 'split_articles', 'load_wikitext', 'clean_text', 'clean_article', 'Task', 'make_task_stream',
-           'describe_stream', 'vocab_overlap', 'pack_blocks', 'BlockDataset', 'tokenize_articles', 'task_datasets',
-           'articles_dataset', 'task_loaders']
+           'describe_stream', 'vocab_overlap']
 
 # %% ../nbs/03_data.ipynb #40fee1c9
 @dataclass
@@ -267,70 +263,3 @@ def vocab_overlap(tasks: list[Task], min_count: int = 2) -> np.ndarray:
         vocabs.append({w for w, c in cnt.items() if c >= min_count})
     n = len(vocabs)
     return np.array([[len(vocabs[i] & vocabs[j]) / max(1, len(vocabs[i] | vocabs[j])) for j in range(n)] for i in range(n)])
-
-# %% ../nbs/03_data.ipynb #8dfbf6fe
-def pack_blocks(ids: list[int], block_size: int, pad_id: int, drop_last: bool = False) -> dict[str, torch.Tensor]:
-    "Cut `ids` into blocks of `block_size`; pad the last one, masking padding out of attention and labels."
-    if block_size < 2: raise ValueError(f"block_size must be >= 2 (one token to predict the next), got {block_size}.")
-    n_full = len(ids) // block_size
-    rest = len(ids) - n_full * block_size
-    if rest < 2 or drop_last: rest = 0   # a 1-token block predicts nothing
-    n = n_full + (rest > 0)
-    if n == 0: raise ValueError(f"Not enough tokens ({len(ids)}) for one block of {block_size}.")
-    input_ids = torch.full((n, block_size), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((n, block_size), dtype=torch.long)
-    flat = torch.tensor(ids[:n_full * block_size + rest], dtype=torch.long)
-    input_ids.view(-1)[:len(flat)] = flat
-    attention_mask.view(-1)[:len(flat)] = 1
-    labels = input_ids.masked_fill(attention_mask == 0, -100)
-    return dict(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
-
-# %% ../nbs/03_data.ipynb #2677ff19
-class BlockDataset(Dataset):
-    "Packed blocks (`input_ids`, `attention_mask`, `labels`) as a map-style dataset of dicts."
-    def __init__(self, blocks: dict[str, torch.Tensor]): self.blocks = blocks
-    def __len__(self): return len(self.blocks["input_ids"])
-    def __getitem__(self, i): return {k: v[i] for k, v in self.blocks.items()}
-    @property
-    def n_tokens(self) -> int:
-        "Number of real (non-padding) tokens."
-        return int(self.blocks["attention_mask"].sum())
-
-def tokenize_articles(articles: list[Article], tokenizer) -> list[int]:
-    "Token ids of `articles` (title and text), joined with the end-of-text token between articles."
-    eos = tokenizer.eos_token_id
-    ids = []
-    for a in articles:
-        if not a.text.strip(): raise ValueError(f"Article {a.title!r} is empty.")
-        ids += tokenizer(a.title + "\n" + a.text)["input_ids"] + [eos]
-    return ids
-
-def task_datasets(task: Task, tokenizer, block_size: int = BLOCK_SIZE,
-                  max_train_blocks: int | None = None, # cap on training blocks (small CPU runs)
-                  max_eval_blocks: int | None = None,  # cap on eval blocks
-                  context_length: int | None = None,   # the model's context (n_positions); block_size may not exceed it
-                 ) -> tuple[BlockDataset, BlockDataset]:
-    "Train and eval `BlockDataset`s of `task`, packed into `block_size`-token blocks."
-    return (articles_dataset(task.train, tokenizer, block_size, max_train_blocks, True, context_length),
-            articles_dataset(task.eval, tokenizer, block_size, max_eval_blocks, False, context_length))
-
-def articles_dataset(articles: list[Article], tokenizer, block_size: int = BLOCK_SIZE, max_blocks: int | None = None,
-                     drop_last: bool = True, context_length: int | None = None) -> BlockDataset:
-    "`articles` packed into at most `max_blocks` blocks of `block_size` tokens (the last one padded unless `drop_last`)."
-    if block_size < 2: raise ValueError(f"block_size must be >= 2, got {block_size}.")
-    if context_length is not None and block_size > context_length:
-        raise ValueError(f"block_size={block_size} is larger than the model's context of {context_length} tokens.")
-    blocks = pack_blocks(tokenize_articles(articles, tokenizer), block_size, tokenizer.eos_token_id, drop_last=drop_last)
-    return BlockDataset({k: v[:max_blocks] for k, v in blocks.items()})
-
-def task_loaders(tasks: list[Task], tokenizer, block_size: int = BLOCK_SIZE, batch_size: int = BATCH_SIZE,
-                 max_train_blocks: int | None = None, max_eval_blocks: int | None = None,
-                 context_length: int | None = None, seed: int = 0) -> list[tuple[DataLoader, DataLoader]]:
-    "A `(train_loader, eval_loader)` pair per task; training batches are shuffled reproducibly from `seed`."
-    out = []
-    for i, t in enumerate(tasks):
-        tr, ev = task_datasets(t, tokenizer, block_size, max_train_blocks, max_eval_blocks, context_length)
-        g = torch.Generator().manual_seed(seed + i)
-        out.append((DataLoader(tr, batch_size=batch_size, shuffle=True, generator=g),
-                    DataLoader(ev, batch_size=batch_size, shuffle=False)))
-    return out

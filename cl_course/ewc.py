@@ -15,7 +15,8 @@ from torch import nn
 from .config import check_number
 from .fisher import _check_count, _check_kind, fisher_diag
 from .train import Method
-from .config import check_params, derive_seed, param, register_method
+from .registry import check_params, param, register_method
+from .config import derive_seed
 from .fisher import FISHER_KINDS
 
 # %% auto #0

@@ -1,4 +1,4 @@
-"""What EWC weighs its penalty with: the diagonal Fisher of GPT-2 computed four ways (exact, sampled, empirical, batched), per-sample gradients layer by layer, and what each estimate costs.
+"""What EWC weighs its penalty with: the diagonal Fisher of GPT-2 computed four ways (exact, sampled, empirical, batched), and per-sample gradients layer by layer.
 
 Docs: https://cl-course.github.io/cl_course/fisher.html.md"""
 
@@ -204,8 +204,7 @@ def exact_sq_grads(model: nn.Module, ids: torch.Tensor, tgt: torch.Tensor, chunk
     base, pre = model.base_model, model.base_model_prefix + "."
     strip = lambda d: {k[len(pre):]: v for k, v in d.items() if k.startswith(pre)}
     head, tied = _head(model)
-    emb = _param_name(model, model.get_input_embeddings().weight)
-    head_trainable = head in trainable
+    emb, head_trainable = _param_name(model, model.get_input_embeddings().weight), head in trainable
     W = {**frozen, **trainable}[head].detach().double()
     out = {n: torch.zeros_like(p) for n, p in trainable.items()}
     with eager_attention(model):

@@ -19,7 +19,8 @@ from .config import check_number
 from .lora import (_check_fits, add_adapter, adapter_names, check_rank_alpha, find_targets, layer_dims, lora_layers,
                             lora_parameters, set_active_adapters, wrap_lora_layers)
 from .train import Method
-from .config import TrainConfig, check_params, derive_seed, param, register_method
+from .config import TrainConfig, derive_seed
+from .registry import check_params, param, register_method
 
 # %% auto #0
 __all__ = ['DEFAULT_TARGETS', 'DEFAULT_RANK', 'DEFAULT_ALPHA', 'LORA_LR', 'LORA_VARIANTS', 'LoRAParams', 'LoRAMethod',

@@ -18,7 +18,8 @@ from torch import nn
 
 from .config import check_number
 from .train import IGNORE_INDEX, LMOutput, Method, evaluate, model_logits
-from .config import check_params, derive_seed, param, register_method
+from .registry import check_params, param, register_method
+from .config import derive_seed
 
 # %% auto #0
 __all__ = ['PROMPT_INITS', 'prompt_token_ids', 'init_prompt', 'ResidualPromptMLP', 'prompted_logits', 'prompt_labels',

@@ -19,7 +19,8 @@ from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader
 
 from .config import TrainConfig, as_path, atomic_write, cache_dir, course_config, fingerprint
-from .data import Article, BlockDataset, Task, articles_dataset, load_wikitext, make_task_stream, task_loaders
+from .data import Article, Task, load_wikitext, make_task_stream
+from .blocks import BlockDataset, articles_dataset, task_loaders
 from .models import load_model, load_tokenizer, model_context, model_fingerprint, tokenizer_name_for
 from .train import Method, evaluate, is_main_process, train_task
 

@@ -86,7 +86,7 @@ def test_parser_imports_no_torch():
 
 
 def test_help_lists_every_method_and_option():
-    from cl_course.config import method_params, method_specs
+    from cl_course.registry import method_params, method_specs
     r = cli("run", "--help")
     assert r.returncode == 0
     text = " ".join(r.stdout.split())   # argparse wraps lines

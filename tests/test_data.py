@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from cl_course import data
-from cl_course.data import Article, load_wikitext, make_task_stream, pack_blocks, split_articles, task_datasets
+from cl_course.data import Article, load_wikitext, make_task_stream, split_articles
+from cl_course.blocks import pack_blocks, task_datasets
 
 
 def test_local_folder_file_and_env_agree(wikitext_dir, monkeypatch):

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from cl_course.data import BlockDataset
+from cl_course.blocks import BlockDataset
 from cl_course.fisher import FISHER_KINDS
 from cl_course.ewc import EWC
 from cl_course.fisher import (PER_SAMPLE_WAYS, fisher_diag, keep_positions, next_token_targets, per_sample_sq_grads,

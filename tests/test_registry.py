@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cl_course import config as C
+from cl_course import config as C, registry as R
 from cl_course.train import Method
 
 LIB = Path(C.__file__).parent
@@ -19,8 +19,8 @@ LIB = Path(C.__file__).parent
 
 @dataclass
 class ToyParams:
-    toy_strength: float = C.param(0.25, "toy: how strongly the toy does nothing", lo=0)
-    def __post_init__(self): C.check_params(self)
+    toy_strength: float = R.param(0.25, "toy: how strongly the toy does nothing", lo=0)
+    def __post_init__(self): R.check_params(self)
 
 
 class Toy(Method):
@@ -35,9 +35,9 @@ def _build_toy(p: ToyParams, seed: int, config) -> Toy: return Toy(p.toy_strengt
 
 @pytest.fixture
 def toy():
-    C.register_method("toy", _build_toy, ToyParams, help="a toy method (tests only)")
+    R.register_method("toy", _build_toy, ToyParams, help="a toy method (tests only)")
     yield
-    C._REGISTRY.pop("toy", None)
+    R._REGISTRY.pop("toy", None)
 
 
 def test_a_registered_method_reaches_the_command_line(toy):
@@ -77,32 +77,32 @@ def test_a_registered_method_reaches_the_benchmark_and_the_dashboard(toy, tmp_pa
 def test_registry_refuses_clashes():
     @dataclass
     class Clash:
-        ewc_lambda: float = C.param(1.0, "another λ", lo=0)
-    C.method_specs()
+        ewc_lambda: float = R.param(1.0, "another λ", lo=0)
+    R.method_specs()
     with pytest.raises(ValueError, match="parameter names must be unique"):
-        C.register_method("clash", lambda p, s, c: Method(), Clash)
+        R.register_method("clash", lambda p, s, c: Method(), Clash)
     with pytest.raises(ValueError, match="registered twice"):
-        C.register_method("ewc", lambda p, s, c: Method())
-    assert "clash" not in C._REGISTRY
+        R.register_method("ewc", lambda p, s, c: Method())
+    assert "clash" not in R._REGISTRY
 
 
 def test_a_notebooks_registration_and_the_librarys_replace_each_other():
     "A notebook that defines what the library defines (or a re-run cell) replaces the registration; nothing clashes."
-    specs = C.method_specs()
+    specs = R.method_specs()
     lib = specs["ewc"]
     def build(p, s, c): return Method()
     build.__module__ = "__main__"
     try:
         @dataclass
         class EWCParams:   # the notebook's own copy: same field names as the library's
-            ewc_lambda: float = C.param(1.0, "λ", lo=0)
+            ewc_lambda: float = R.param(1.0, "λ", lo=0)
         EWCParams.__module__, EWCParams.__qualname__ = "__main__", "EWCParams"
-        assert C.register_method("ewc", build, EWCParams).module == "__main__"
-        assert C.register_method("ewc", build, EWCParams).module == "__main__"   # the cell run again
-        assert C.register_method("ewc", lib.build, lib.params, lib.help).module == lib.module
+        assert R.register_method("ewc", build, EWCParams).module == "__main__"
+        assert R.register_method("ewc", build, EWCParams).module == "__main__"   # the cell run again
+        assert R.register_method("ewc", lib.build, lib.params, lib.help).module == lib.module
     finally:
-        C._REGISTRY["ewc"] = lib
-    assert C.method_specs()["ewc"] is lib
+        R._REGISTRY["ewc"] = lib
+    assert R.method_specs()["ewc"] is lib
 
 
 @pytest.mark.parametrize("size, cuda", [("small", True), ("full", False), ("small", False), ("full", True)])
@@ -116,7 +116,7 @@ def test_lora_learning_rate_follows_the_runs_size_not_the_machine(size, cuda, mo
     cfg, params = config_from_args(args)
     assert cfg.size == size
     for name in ("lora-shared", "lora-per-task", "o-lora"):
-        m = C.build_method(name, params, 0, cfg)
+        m = R.build_method(name, params, 0, cfg)
         assert m.lr_for(cfg) == LORA_LR[size], name
     assert LORA_LR["small"] != LORA_LR["full"]
 

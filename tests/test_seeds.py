@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from cl_course.benchmark import run_benchmark
-from cl_course.config import build_method, method_params
+from cl_course.registry import build_method, method_params
 from cl_course.lora import lora_parameters
 from cl_course.config import course_config
 from cl_course.stream import prepare_stream

@@ -9,7 +9,7 @@ import pytest
 from cl_course import dashboard as dashboard_module, ewc_experiments, lora_experiments
 from types import SimpleNamespace
 from cl_course.dashboard import dashboard
-from cl_course.config import method_params, method_specs
+from cl_course.registry import method_params, method_specs
 from cl_course.ewc import DEFAULT_LAMBDA, EWC, ONLINE_GAMMA
 from cl_course.ewc_experiments import LAMBDA_CHOICES, SWEEP_LAMBDAS, ewc_widget, lambda_slider
 from cl_course.lora_experiments import SWEEP_RANKS, lora_widget

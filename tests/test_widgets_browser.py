@@ -351,7 +351,7 @@ def test_lora_widget_in_jupyterlab(page_of):
 
 def test_dashboard_in_jupyterlab(page_of):
     from types import SimpleNamespace
-    from cl_course.config import method_params
+    from cl_course.registry import method_params
     page = page_of("dashboard")
     _assert_real_controls(page, "dashboard")
     _shot(page, "dashboard_rendered")
