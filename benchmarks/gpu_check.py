@@ -104,18 +104,20 @@ def stand_in(folder: Path, dry_run: bool) -> Path:
 def part_smoke(model: Path, data: Path, work: Path, out: Path) -> dict:
     "Every method of the benchmark at the full size within the smoke budget; its tables copied to `out`."
     import numpy as np
-    from cl_course.benchmark import METHODS, run_benchmark
+    from cl_course.benchmark import run_benchmark
     from cl_course.config import course_config
+    from cl_course.registry import method_specs
+    methods = list(method_specs())
     cfg = course_config("full", "smoke", model=str(model), data=str(data), progress=False)
     t0 = time.perf_counter()
-    table = run_benchmark(list(METHODS), cfg, seeds=[0], out_dir=work / "smoke", on_progress=lambda s: print("  smoke:", s, flush=True))
+    table = run_benchmark(methods, cfg, seeds=[0], out_dir=work / "smoke", on_progress=lambda s: print("  smoke:", s, flush=True))
     wall = time.perf_counter() - t0
     shutil.copyfile(work / "smoke" / "results.csv", out / "smoke_results.csv")
     shutil.copyfile(work / "smoke" / "summary.csv", out / "smoke_summary.csv")
     cols = ["ACC_acc", "final_ppl", "general_ppl_change", "train_seconds", "tokens_per_second", "trainable_params"]
     rows = {r["method"]: {c: float(r[c]) for c in cols} for r in table.to_dict("records")}
     bad = [m for m, r in rows.items() if not (np.isfinite(r["final_ppl"]) and np.isfinite(r["ACC_acc"]))]
-    missing = [m for m in METHODS if m not in rows]
+    missing = [m for m in methods if m not in rows]
     if bad or missing: raise RuntimeError(f"smoke: methods missing {missing}, non-finite scores {bad}")
     return dict(methods=list(rows), results=rows, wall_seconds=wall,
                 config={k: v for k, v in cfg.to_dict().items() if k not in ("data", "model", "progress")})

@@ -41,7 +41,7 @@ def param_control(f: dataclasses.Field):
     "An ipywidgets control for the method parameter `f`: a menu for choices, else a slider over `param_values(f)`, at the default."
     import ipywidgets as W
     label, values = f.metadata.get("label") or f.name, param_values(f)
-    if f.metadata["choices"] is not None: return W.Dropdown(options=values, value=f.default, description=label, description_allow_html=False)
+    if f.metadata["choices"] is not None: return W.Dropdown(options=values, value=f.default, description=label)
     return W.SelectionSlider(options=[(format(x, "g"), x) for x in values], value=f.default, description=label)
 
 # %% ../nbs/12a_dashboard.ipynb #8994ef21

@@ -1,4 +1,4 @@
-"""Load WikiText-103, find its article boundaries, group articles by topic into a stream of tasks, and pack each task into blocks a causal LM can train on.
+"""Load WikiText-103, find its article boundaries, and group articles by topic into a stream of tasks.
 
 Docs: https://cl-course.github.io/cl_course/data.html.md"""
 

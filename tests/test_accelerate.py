@@ -45,8 +45,8 @@ def test_two_processes_give_the_one_process_task_matrix(tmp_path):
 @needs_launcher
 def test_two_processes_match_the_plain_path(tmp_path):
     "`cl-course run` under the launcher, dropout on: each process draws its own dropout masks, hence a looser tolerance."
-    _run([sys.executable, "-m", "cl_course.benchmark", *ARGS, "--out", str(tmp_path / "plain")])
-    _run([*LAUNCH, "-m", "cl_course.benchmark", *ARGS, "--out", str(tmp_path / "two")])
+    _run([sys.executable, "-m", "cl_course.cli", *ARGS, "--out", str(tmp_path / "plain")])
+    _run([*LAUNCH, "-m", "cl_course.cli", *ARGS, "--out", str(tmp_path / "two")])
     a, b = pd.read_csv(tmp_path / "plain" / "results.csv"), pd.read_csv(tmp_path / "two" / "results.csv")
     for col in ["ACC_acc", "BWT_acc", "final_ppl", "ppl_task0", "ppl_task3"]:
         np.testing.assert_allclose(b[col], a[col], rtol=2e-2, atol=2e-3, err_msg=col)

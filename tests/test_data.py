@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from cl_course import data
+from cl_course import config, data
 from cl_course.data import Article, load_wikitext, make_task_stream, split_articles
 from cl_course.blocks import pack_blocks, task_datasets
 
@@ -102,7 +102,7 @@ def test_atomic_write_from_concurrent_writers(tmp_path):
         def body(tmp):
             tmp.write_text(str(i) * 1000)
             barrier.wait(timeout=10)   # every writer holds its temporary file before any renames it
-        try: data.atomic_write(target, body)
+        try: config.atomic_write(target, body)
         except Exception as e: errors.append(e)
     threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
     for t in threads: t.start()

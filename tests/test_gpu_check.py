@@ -79,7 +79,8 @@ def test_blocker_hides_the_package(blocked_env, name):
 
 def test_dry_run_writes_every_part(dry_run):
     from transformers import GPT2Config, GPT2LMHeadModel
-    from cl_course.benchmark import METHODS
+    from cl_course.registry import method_specs
+    METHODS = list(method_specs())
     from cl_course.models import n_params
     g = _load()
     rec = json.loads((dry_run / "gpu_check.json").read_text())

@@ -126,8 +126,9 @@ def test_overwrite_and_resume(corpora, tmp_path):
 
 
 def test_dashboard_keeps_one_folder_per_configuration(corpora, tmp_path, monkeypatch):
-    real = benchmark.course_config
-    monkeypatch.setattr(benchmark, "course_config", lambda **kw: real("small", data=str(corpora["a"]), **{**TINY, **kw}))
+    from cl_course import dashboard
+    real = dashboard.course_config
+    monkeypatch.setattr(dashboard, "course_config", lambda **kw: real("small", data=str(corpora["a"]), **{**TINY, **kw}))
     out, log = tmp_path / "dash", []
     say = lambda s: log.append(s)
     first = dashboard_run(["naive", "prompts"], n_tasks=2, quick=False, out_dir=out, on_progress=say)
@@ -141,7 +142,7 @@ def test_dashboard_keeps_one_folder_per_configuration(corpora, tmp_path, monkeyp
 
 
 def cli(*args, env=None, cwd=None):
-    return subprocess.run([sys.executable, "-m", "cl_course.benchmark", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cl_course.cli", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=900, cwd=cwd)
 
 

@@ -12,9 +12,16 @@ import pytest
 import torch
 
 from cl_course import train
-from cl_course.train import LMOutput, Method, causal_lm_loss, evaluate, lm_loss, model_logits
+from cl_course.train import LMOutput, Method, causal_lm_loss, evaluate, model_logits
+
 from cl_course.config import TrainConfig, course_config
 from cl_course.stream import cached_run_dir, load_checkpoint, prepare_stream, run_cached, run_stream
+
+
+def lm_loss(model, batch):
+    "The model's causal-LM loss on `batch` (04_training's notebook cell, written out)."
+    return causal_lm_loss(model_logits(model, batch), batch["labels"])
+
 
 QUICK = dict(pretrain_articles=0, max_train_blocks=16, max_eval_blocks=4, epochs=1, progress=False)
 
@@ -153,14 +160,14 @@ def test_loss_shapes_must_agree():
 
 def test_the_pretrained_start_depends_on_the_corpus_not_on_the_task_split(tmp_path, monkeypatch, wikitext_dir_module):
     "Changing n_tasks or the stream seed reuses the small model's tokenizer and pretraining; changing pretraining does not."
-    import cl_course.train as train
+    import cl_course.stream as stream_module   # prepare_stream pretrains through its own reference to train_task
     monkeypatch.setenv("CL_COURSE_CACHE", str(tmp_path / "cache"))
     calls = []
-    real = train.train_task
+    real = stream_module.train_task
     def counting(model, loader, method, config, task_id, **kw):
         if task_id == -1: calls.append(config.epochs)
         return real(model, loader, method, config, task_id, **kw)
-    monkeypatch.setattr(train, "train_task", counting)
+    monkeypatch.setattr(stream_module, "train_task", counting)
     cfg = course_config("small", pretrain_epochs=1, max_train_blocks=8, max_eval_blocks=2, epochs=1, progress=False)
     first = prepare_stream(cfg)
     w0 = first.new_model().state_dict()
@@ -179,7 +186,8 @@ def test_run_cached_keeps_a_finished_runs_results_not_its_weights(stream, tmp_pa
     first = run_cached(Method(), stream)
     d = cached_run_dir(Method(), stream)
     assert sorted(p.name for p in d.iterdir()) == ["result.json"]
-    monkeypatch.setattr(train, "run_stream", lambda *a, **k: pytest.fail("a finished run was run again"))
+    import cl_course.stream as stream_module
+    monkeypatch.setattr(stream_module, "run_stream", lambda *a, **k: pytest.fail("a finished run was run again"))
     again = run_cached(Method(), stream)
     for m in ("accuracy", "perplexity", "loss"): np.testing.assert_array_equal(getattr(again, m), getattr(first, m))
     assert again.to_dict() == first.to_dict()
