@@ -15,7 +15,7 @@ from torch import nn
 from .config import budget_points, course_config
 from .fisher import FISHER_KINDS
 from .train import Method
-from .stream import Stream, StreamResult, prepare_stream, run_cached, run_stream
+from .stream import Stream, StreamResult, prepare_stream, reduced_stream, run_cached, run_stream
 from .metrics import summarize
 from .plots import plot_stream_curves, plot_task_matrix
 from .ewc import DEFAULT_FISHER, DEFAULT_LAMBDA, EWC, EXACT_FISHER_LIMITS, ONLINE_GAMMA, _check_lam

@@ -79,9 +79,11 @@ def _method_modules() -> tuple[str, ...]:
     return tuple(m for _, m in sorted(found))
 
 def method_specs() -> dict[str, MethodSpec]:
-    "Every registered method by name, in course order (importing the modules that register them, and so PyTorch)."
-    for m in _method_modules(): importlib.import_module(f"{__package__}.{m}")
-    return dict(_REGISTRY)
+    "Every registered method by name, in course order whatever was imported first (importing the modules that register them, and so PyTorch)."
+    mods = _method_modules()
+    for m in mods: importlib.import_module(f"{__package__}.{m}")
+    rank = {f"{__package__}.{m}": i for i, m in enumerate(mods)}   # then methods registered elsewhere, in the order they came
+    return {s.name: s for s in sorted(_REGISTRY.values(), key=lambda s: rank.get(s.module, len(rank)))}
 
 def check_methods(methods: Sequence[str]) -> list[str]:
     "`methods` if every name is registered (no duplicates), else a ValueError listing the known ones."

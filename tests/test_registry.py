@@ -5,6 +5,8 @@ import ast
 import contextlib
 import io
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,3 +167,12 @@ def test_configuration_imports_no_torch():
             "print(sorted(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_the_method_order_is_the_course_order_whatever_was_imported_first():
+    "The command line, the benchmark and the dashboard list methods in the notebooks' order, not in import order."
+    code = ("import cl_course.lora_methods, cl_course.prompts, cl_course.ewc\n"
+            "from cl_course.registry import method_specs\nprint(','.join(method_specs()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip().split(",")
+    assert out == [n for n in R.method_specs() if n in out]
+    assert out[:3] == ["naive", "joint", "replay"] and out.index("ewc") < out.index("prompts") < out.index("lora-shared"), out

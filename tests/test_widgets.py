@@ -116,6 +116,7 @@ def test_dashboard_starts_at_the_defaults(monkeypatch, tmp_path):
     for v in SWEEP_LAMBDAS: assert selectable(c["EWC λ"], v), v
     for r in SWEEP_RANKS: assert selectable(c["LoRA rank"], r), r
     assert set(c["methods"].options) == set(method_specs())
+    c["EWC λ"].value, c["LoRA rank"].value = p.ewc_lambda, p.lora_rank   # `selectable` moved them
     asked = []
     def dashboard_run(methods, params, n_tasks, **kw):
         asked.append(dict(params=params, n_tasks=n_tasks)); raise _Stop
