@@ -254,7 +254,10 @@ def _step_slider(page, label: str, steps: int) -> None:
     "Move a slider `steps` steps (negative: to the left) with the keyboard, as a learner can."
     handle = _control(page, "hslider", label).locator(".noUi-handle")
     handle.focus()
-    for _ in range(abs(steps)): page.keyboard.press("ArrowRight" if steps > 0 else "ArrowLeft")
+    for _ in range(abs(steps)):   # one key at a time, each given time to reach the kernel (slider updates are throttled)
+        page.keyboard.press("ArrowRight" if steps > 0 else "ArrowLeft")
+        page.wait_for_timeout(300)
+    page.wait_for_timeout(500)
 
 
 def _status(page) -> str:
