@@ -153,6 +153,13 @@ def run_command(args: argparse.Namespace) -> int:
 # %% ../nbs/13_cli.ipynb #f1b2e82f
 CTRL_C_GRACE_S = 5.0   # after Ctrl-C, the longest wait for the run to unwind before the process ends anyway
 
+def _importing(frame) -> bool:
+    "Whether `frame` or one of its callers is running an `import`."
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"): return True
+        frame = frame.f_back
+    return False
+
 class _CtrlC:
     "Ctrl-C for the command: `KeyboardInterrupt` as usual, and an exit (130, one line) that no library can swallow."
     def __init__(self): self.out, self.pressed, self.said, self.timer = None, False, False, None
@@ -165,7 +172,7 @@ class _CtrlC:
         "End the process now (results and checkpoints are renamed into place whole, so nothing is half-written)."
         self.say(); sys.stdout.flush(); os._exit(130)
     def _handler(self, signum, frame):
-        if self.pressed: self.stop()   # a second Ctrl-C
+        if self.pressed or _importing(frame): self.stop()   # a second Ctrl-C, or one in the middle of an import
         self.pressed = True
         self.timer = threading.Timer(CTRL_C_GRACE_S, self.stop); self.timer.daemon = True; self.timer.start()
         raise KeyboardInterrupt
