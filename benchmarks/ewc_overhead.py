@@ -9,8 +9,9 @@ flagged "noisy". Ratios are of medians measured in the same run (the machine may
     python benchmarks/ewc_overhead.py --size full          # GPU, pretrained gpt2
 
 1. EWC training step / naive training step: same model, same batch, same optimizer settings; the EWC method holds a
-   Fisher and anchor for every parameter (as after the first task). The penalty alone is also timed with
-   `torch._foreach_*` (what `EWC.penalty` does) and with a Python loop over the parameters.
+   Fisher and anchor for every parameter (as after the first task). Also timed: the same step with the penalty as it
+   was before `QuadraticPenalty` (list kernels forward, autograd's per-tensor backward), and the penalty alone three
+   ways (`EWC.penalty`, autograd through the list kernels, a Python loop over the parameters).
 2. The per-sample (empirical) Fisher of the same blocks, `fisher_diag(..., per_sample=...)`: layer by layer ("hooks"),
    with `torch.func` ("vmap") and with one backward pass per block ("loop", the reference), next to the `batched`
    Fisher of the same blocks (one forward and backward pass of the batch: the floor for any exact per-block method,
@@ -133,12 +134,25 @@ def stand_in(a) -> dict:
                 attn_implementation=model.config._attn_implementation, fisher=per_sample_fisher(a, model, blocks))
 
 
+def autograd_ewc_class():
+    "EWC with the penalty it had before `QuadraticPenalty`: the same list kernels forward, differentiated by autograd."
+    from cl_course.ewc import EWC
+    class AutogradEWC(EWC):
+        def penalty(self, model, task_id):
+            params, sqrt_f, anchor = self._tensors(model)
+            d = torch._foreach_sub(params, anchor)
+            torch._foreach_mul_(d, sqrt_f)
+            return 0.5 * self.lam * (torch.stack(torch._foreach_norm(d)).pow(2).sum() + self.const)
+    return AutogradEWC
+
+
 def course(a) -> dict:
     "Parts 1-3 on the course's model and data."
     from cl_course.ewc import EWC
     from cl_course.fisher import exact_sq_grads, keep_positions, next_token_targets
     from oracles import exact_sq_grads_bruteforce   # tests/oracles.py: the reference, not part of the library
     from cl_course.train import Method, _to, make_optimizer, training_step
+    AutogradEWC = autograd_ewc_class()
 
     cfg, loader, model = setup = course_setup(a)
     device = next(model.parameters()).device
@@ -153,17 +167,25 @@ def course(a) -> dict:
         params = method.trainable_parameters(model)
         opt, sched = make_optimizer(params, cfg, 10**6)
         return timed(lambda: [training_step(model, batch, method, 1, opt, sched, cfg, params) for _ in range(a.steps)])
-    step = {k: summary([t / a.steps for t in v]) for k, v in interleaved({"naive": steps(Method()), "ewc": steps(ewc)}, a.repeats).items()}
-    res.update(train_step=step, ewc_over_naive_step=step["ewc"]["median"] / step["naive"]["median"])
+    autograd_ewc = AutogradEWC(max_fisher_samples=16)
+    autograd_ewc.fisher, autograd_ewc.anchor = ewc.fisher, ewc.anchor
+    variants = {"naive": steps(Method()), "ewc": steps(ewc), "ewc_autograd_foreach": steps(autograd_ewc)}
+    step = {k: summary([t / a.steps for t in v]) for k, v in interleaved(variants, a.repeats).items()}
+    res.update(train_step=step, ewc_over_naive_step=step["ewc"]["median"] / step["naive"]["median"],
+               ewc_autograd_foreach_over_naive_step=step["ewc_autograd_foreach"]["median"] / step["naive"]["median"])
 
-    # the penalty alone, forward and backward: foreach (EWC.penalty) vs a Python loop over parameters, 10 calls per repeat
+    # the penalty alone, forward and backward, 10 calls per repeat: EWC.penalty (QuadraticPenalty: list kernels forward
+    # and backward), the same list kernels differentiated by autograd (the penalty before), a Python loop over parameters
     named = dict(model.named_parameters())
-    def pen_foreach(): ewc.penalty(model, 1).backward()
+    def pen_fused(): ewc.penalty(model, 1).backward()
+    def pen_autograd(): autograd_ewc.penalty(model, 1).backward()
     def pen_loop(): sum((ewc.fisher[n] * (named[n] - ewc.anchor[n]) ** 2).sum() for n in ewc.fisher).mul(0.5 * ewc.lam).backward()
-    pen = interleaved({"foreach": timed(lambda: [pen_foreach() for _ in range(10)]), "python_loop": timed(lambda: [pen_loop() for _ in range(10)])}, a.repeats)
+    pen = interleaved({k: timed(lambda f=f: [f() for _ in range(10)]) for k, f in
+                       {"fused": pen_fused, "autograd_foreach": pen_autograd, "python_loop": pen_loop}.items()}, a.repeats)
     pen = {k: summary([t / 10 for t in v]) for k, v in pen.items()}
     model.zero_grad(set_to_none=True)
-    res.update(penalty=pen, penalty_share_of_naive_step=pen["foreach"]["median"] / step["naive"]["median"])
+    res.update(penalty=pen, penalty_share_of_naive_step=pen["fused"]["median"] / step["naive"]["median"],
+               penalty_autograd_over_fused=pen["autograd_foreach"]["median"] / pen["fused"]["median"])
 
     # 2. per-sample Fisher of the same blocks, three ways
     _, blocks = fisher_setup(a, setup)

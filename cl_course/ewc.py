@@ -20,7 +20,31 @@ from .config import derive_seed
 from .fisher import FISHER_KINDS
 
 # %% auto #0
-__all__ = ['EXACT_FISHER_LIMITS', 'DEFAULT_LAMBDA', 'DEFAULT_FISHER', 'ONLINE_GAMMA', 'EWCParams', 'EWC']
+__all__ = ['EXACT_FISHER_LIMITS', 'DEFAULT_LAMBDA', 'DEFAULT_FISHER', 'ONLINE_GAMMA', 'QuadraticPenalty', 'quadratic_penalty',
+           'EWCParams', 'EWC']
+
+# %% ../nbs/08_ewc.ipynb #55e3bfd7
+class QuadraticPenalty(torch.autograd.Function):
+    "S = Σᵢ ‖√Fᵢ ⊙ (θᵢ − θ*ᵢ)‖² over lists of tensors, forward and backward in a few `torch._foreach_*` kernels."
+    @staticmethod
+    def forward(ctx, sqrt_f: list[torch.Tensor], anchor: list[torch.Tensor], *params: torch.Tensor) -> torch.Tensor:
+        e = torch._foreach_sub(params, anchor)   # θ − θ*, one tensor per parameter
+        torch._foreach_mul_(e, sqrt_f)            # e = √F ⊙ (θ − θ*)
+        ctx.save_for_backward(*e, *sqrt_f)
+        return torch.stack(torch._foreach_norm(e)).pow(2).sum()
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        saved = ctx.saved_tensors
+        n = len(saved) // 2
+        grads = torch._foreach_mul(saved[:n], saved[n:])   # √F ⊙ e = F ⊙ (θ − θ*)
+        torch._foreach_mul_(grads, 2 * g)
+        return (None, None, *grads)
+
+def quadratic_penalty(params: list[torch.Tensor], sqrt_f: list[torch.Tensor], anchor: list[torch.Tensor]) -> torch.Tensor:
+    "Σᵢ Fᵢ (θᵢ − θ*ᵢ)² summed over every entry of every tensor, differentiable in `params`."
+    if not (len(params) == len(sqrt_f) == len(anchor)): raise ValueError("params, sqrt_f and anchor must be lists of the same length.")
+    return QuadraticPenalty.apply(sqrt_f, anchor, *params)
 
 # %% ../nbs/08_ewc.ipynb #1317c03f
 @dataclass
@@ -116,12 +140,10 @@ class EWC(Method):
         if self.fisher: self._tensors(model)   # fail before training if the parameters changed
 
     def penalty(self, model, task_id) -> torch.Tensor | None:
-        "(λ/2) [Σ F (θ − θ*)² + c], with `torch._foreach_*` kernels over the whole parameter list."
+        "(λ/2) [Σ F (θ − θ*)² + c], forward and backward in a few list kernels (`quadratic_penalty`)."
         if not self.fisher or self.lam == 0: return None
         params, sqrt_f, anchor = self._tensors(model)
-        d = torch._foreach_sub(params, anchor)
-        torch._foreach_mul_(d, sqrt_f)
-        return 0.5 * self.lam * (torch.stack(torch._foreach_norm(d)).pow(2).sum() + self.const)
+        return 0.5 * self.lam * (quadratic_penalty(params, sqrt_f, anchor) + self.const)
 
     def state_dict(self) -> dict:
         return dict(fisher={n: v.cpu() for n, v in self.fisher.items()}, anchor={n: v.cpu() for n, v in self.anchor.items()},

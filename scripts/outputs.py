@@ -13,6 +13,7 @@ What a notebook stores must be the same on every machine and every run, so the o
   print timings, which differ on every run;
 * an interactive widget keeps a note that says to run the notebook (its state is not stored);
 * machine paths (this folder, the temporary folder, the home folder) become placeholders;
+* an exercise's solution (`#| code-fold: true`) is folded in JupyterLab as on the site (`jupyter.source_hidden`);
 * then `nbdev-clean`, so that a later `nbdev-clean` leaves the notebooks unchanged (CI checks it).
 
 `problems(nb)` lists what a stored notebook must not contain; tests/test_outputs.py runs it on every notebook.
@@ -60,6 +61,11 @@ def _directives(cell: dict) -> dict[str, str]:
     return out
 
 
+def fold(cell: dict) -> None:
+    "A `#| code-fold: true` cell (an exercise's solution) starts folded in JupyterLab too, not only on the site."
+    if _directives(cell).get("code-fold") == "true": cell["metadata"].setdefault("jupyter", {})["source_hidden"] = True
+
+
 def scrub(nb: dict) -> dict:
     "The notebook's outputs as they may be stored (see the module's docstring)."
     places = _places()
@@ -68,6 +74,7 @@ def scrub(nb: dict) -> dict:
         return s
     for cell in nb["cells"]:
         if cell["cell_type"] != "code": continue
+        fold(cell)
         if _directives(cell).get("output") == "false": cell["outputs"] = []; continue
         kept = []
         for o in cell.get("outputs", []):
@@ -84,9 +91,11 @@ def scrub(nb: dict) -> dict:
 
 
 def problems(nb: dict) -> list[str]:
-    "What a stored notebook must not hold: errors, stderr, widget state, machine paths, measured times."
+    "What a stored notebook must not hold: errors, stderr, widget state, machine paths, measured times, unfolded solutions."
     out = []
     for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] == "code" and _directives(cell).get("code-fold") == "true" and not cell["metadata"].get("jupyter", {}).get("source_hidden"):
+            out.append(f"cell {i} ({cell.get('id')}): a solution (code-fold) not folded in JupyterLab (jupyter.source_hidden)")
         for o in cell.get("outputs", []):
             where = f"cell {i} ({cell.get('id')})"
             if o["output_type"] == "error": out.append(f"{where}: an error ({o.get('ename')})")
