@@ -1,4 +1,4 @@
-"""Three ways to use LoRA adapters in a stream of tasks, one shared adapter, one adapter per task and O-LoRA's orthogonal adapters, measured against naive fine-tuning; and how much rank a task needs.
+"""One shared adapter, one per task, or O-LoRA's orthogonal adapters in a stream of tasks, against naive fine-tuning.
 
 Docs: https://cl-course.github.io/cl_course/lora_methods.html.md"""
 

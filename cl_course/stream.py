@@ -1,4 +1,4 @@
-"""Build the task stream once, run a method on every task in turn with the training loop of 04_training, score every task after each, keep checkpoints so an interrupted run resumes exactly; and take the original notebook's mistakes apart.
+"""Run a method over a stream of tasks with checkpoints that resume exactly, and take the original notebook's mistakes apart.
 
 Docs: https://cl-course.github.io/cl_course/stream.html.md"""
 

@@ -1,4 +1,4 @@
-"""A correct causal-LM loss, token-weighted evaluation, one training loop that every continual-learning method plugs into, and checkpoints that make an interrupted stream resumable.
+"""The causal-LM loss, token-weighted evaluation, and the one training loop every continual-learning method plugs into.
 
 Docs: https://cl-course.github.io/cl_course/training.html.md"""
 
