@@ -1,4 +1,4 @@
-"""Scaled dot-product attention written from scratch with GPT-2's own weights, checked against GPT-2 layer by layer, and looked at with bertviz.
+"""Scaled dot-product attention from scratch with GPT-2's own weights, checked against GPT-2 layer by layer, and looked at with bertviz.
 
 Docs: https://cl-course.github.io/cl_course/attention.html.md"""
 

@@ -1,4 +1,4 @@
-"""Time and peak memory of causal self-attention against the sequence length, written by hand and with PyTorch's fused SDPA, their fitted exponents, and what flash attention and KV caching change.
+"""Time and peak memory of causal self-attention against sequence length, by hand and with PyTorch's fused SDPA, and what flash attention and KV caching change.
 
 Docs: https://cl-course.github.io/cl_course/attention_cost.html.md"""
 

@@ -1,4 +1,4 @@
-"""One place for every setting: the small and full configurations, the budgets that cap them, what the environment says, and the seeds. No PyTorch here.
+"""Every setting in one place: the two sizes, the budgets that cap them, the environment and the seeds. No PyTorch here.
 
 Docs: https://cl-course.github.io/cl_course/setup.html.md"""
 
