@@ -23,7 +23,7 @@ from .fisher import FISHER_KINDS
 __all__ = ['EXACT_FISHER_LIMITS', 'DEFAULT_LAMBDA', 'DEFAULT_FISHER', 'ONLINE_GAMMA', 'QuadraticPenalty', 'quadratic_penalty',
            'EWCParams', 'EWC']
 
-# %% ../nbs/08_ewc.ipynb #55e3bfd7
+# %% ../nbs/08_ewc.ipynb #cd7f4243
 class QuadraticPenalty(torch.autograd.Function):
     "S = Σᵢ ‖√Fᵢ ⊙ (θᵢ − θ*ᵢ)‖² over lists of tensors, forward and backward in a few `torch._foreach_*` kernels."
     @staticmethod
