@@ -65,12 +65,16 @@ def _write_json(path: Path, obj) -> None:
     if is_main_process(): atomic_write(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=1, default=float)))
 
 # %% ../nbs/12_benchmark.ipynb #86ed1c90
+def _common_params(ident: dict, other: dict) -> dict:
+    "`ident` with only the parameter classes `other` has too: a method added since (its parameters new) is not another experiment."
+    return dict(ident, params={k: v for k, v in ident.get("params", {}).items() if k in other.get("params", {})})
+
 def _check_folder(out: Path, ident: dict, resume: bool, overwrite: bool, opt: dict) -> None:
     "Refuse a folder holding another experiment (unless `overwrite`) or this one's results (unless `resume` or `overwrite`); `overwrite` empties it."
     meta_f = out / "benchmark.json"
     if meta_f.exists():
-        old = json.loads(meta_f.read_text()).get("identity", {})
-        if old != ident and not overwrite:
+        old = _common_params(json.loads(meta_f.read_text()).get("identity", {}), ident)
+        if old != (ident := _common_params(ident, old)) and not overwrite:
             raise ValueError(f"{out} holds results of a different configuration (differs in: {'; '.join(identity_diff(old, ident)) or 'format'}); "
                              f"use another folder, or {opt['overwrite']} to replace them.")
         if old == ident and not (resume or overwrite) and any((out / "runs").glob("*.json")):
@@ -104,6 +108,7 @@ def run_benchmark(methods: list[str] | None = None,   # default: every registere
                   overwrite: bool = False,  # delete the results in out_dir and start again (not together with resume)
                   on_progress: Callable[[str], None] | None = None, # called with a line of text per step
                   words: dict | None = None,  # how messages name resume and overwrite (default: API_WORDS)
+                  stream: Stream | None = None,  # a prepared stream (e.g. `own_stream`'s) instead of the WikiText one `config` describes
                  ) -> "pd.DataFrame":
     "Run `methods` × `seeds` on one stream; write per-run JSON, results.csv and summary.csv; return the per-run table."
     import pandas as pd
@@ -112,11 +117,14 @@ def run_benchmark(methods: list[str] | None = None,   # default: every registere
         raise ValueError(f"{opt['resume']} reuses the results in the folder and {opt['overwrite']} deletes them: choose one.")
     methods, seeds = check_methods(list(methods or method_specs())), [int(s) for s in seeds]
     if not seeds: raise ValueError("Give at least one seed.")
-    config = config or course_config()
+    if stream is not None and config is not None and config != stream.config:
+        raise ValueError("Give either a stream or a configuration (the stream's own is used), not both.")
+    config = stream.config if stream is not None else (config or course_config())
     params = params if params and all(dataclasses.is_dataclass(v) for v in params.values()) else method_params(params)
     say = on_progress or (lambda s: None)
     out = as_path(out_dir); (out / "runs").mkdir(parents=True, exist_ok=True)
-    first = prepare_stream(config.replace(seed=seeds[0]))   # before deciding anything: the identity is that of the data actually read
+    first = (prepare_stream(config.replace(seed=seeds[0])) if stream is None   # before deciding anything: the identity is that of the data actually read
+             else dataclasses.replace(stream, config=(c := config.replace(seed=seeds[0])), loaders=stream_loaders(c, stream.tasks, stream.tokenizer)))
     ident = _identity(first, params)
     _check_folder(out, ident, resume, overwrite, opt)
     _write_json(out / "benchmark.json", dict(identity=ident, methods=methods, seeds=seeds, versions=library_versions(),

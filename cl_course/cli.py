@@ -20,7 +20,8 @@ from .config import BUDGETS, TrainConfig, course_config
 from .registry import MethodSpec, check_methods, method_params, method_specs, param_classes
 
 # %% auto #0
-__all__ = ['OUT_DEFAULT', 'CTRL_C_GRACE_S', 'make_parser', 'config_from_args', 'check_device', 'run_command', 'main', 'console']
+__all__ = ['OUT_DEFAULT', 'CTRL_C_GRACE_S', 'make_parser', 'config_from_args', 'own_tasks_stream', 'check_device', 'run_command',
+           'main', 'console']
 
 # %% ../nbs/13_cli.ipynb #e628a6f3
 class _Parser(argparse.ArgumentParser):
@@ -33,6 +34,10 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     def _get_help_string(self, action):
         if action.default in (None, False) or "default" in (action.help or ""): return action.help
         return super()._get_help_string(action)
+    def _split_lines(self, text, width):
+        "Wrapped at spaces only: a method's name (`lora-shared`) is never cut at its hyphen."
+        import textwrap
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 def _typed(kind, lo=None, lo_open=False, hi=None, name="value"):
     "An argparse type: `kind(text)`, finite, within [lo, hi] (lo excluded if `lo_open`)."
@@ -75,8 +80,8 @@ def make_parser(methods: bool = True) -> argparse.ArgumentParser:
     p = _Parser(prog="cl-course", description="Continual learning for GPT-2: run the course's benchmark.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     r = sub.add_parser("run", help="run every method on one task stream and print the comparison table",
-                       description="Run continual-learning methods on a WikiText task stream and print the comparison table. "
-                                   "Results go to --out as CSV and JSON.",
+                       description="Run continual-learning methods on a WikiText task stream, or on your own (--tasks), and print the "
+                                   "comparison table. Results go to --out as CSV and JSON.",
                        formatter_class=_HelpFormatter)
     if not methods: return p
     specs, pos = method_specs(), _typed(int, 1, name="positive int")
@@ -88,6 +93,11 @@ def make_parser(methods: bool = True) -> argparse.ArgumentParser:
     r.add_argument("--split", default=None, choices=["train", "validation", "test"], help="WikiText split; default: the size's")
     r.add_argument("--max-articles", type=pos, default=None, help="read at most this many articles")
     r.add_argument("--n-tasks", type=pos, default=None, help="tasks in the stream (default: the size's, 4)")
+    r.add_argument("--tasks", nargs="+", default=None, metavar="PATH", help="your own tasks instead of WikiText's, in order: each a file "
+                   "(.txt, .jsonl, .json, .parquet), a folder of such files, or a folder written by Dataset.save_to_disk; one folder: its entries are the tasks, by name")
+    r.add_argument("--general", default=None, metavar="PATH", help="with --tasks: text for the general-knowledge column (a path as for a task); without it the column is absent")
+    r.add_argument("--text-field", default="text", help="with --tasks: the text field of JSON records, Parquet and saved datasets")
+    r.add_argument("--paragraphs", action="store_true", help="with --tasks: a .txt file holds one document per blank-line-separated paragraph (default: one per file)")
     r.add_argument("--seeds", type=_typed(int, 0, name="seed"), nargs="+", default=[0], help="training seeds; mean ± std over them")
     r.add_argument("--epochs", type=pos, default=None, help="epochs per task (default: the size's)")
     r.add_argument("--lr", type=_typed(float, 0, lo_open=True, name="learning rate"), default=None, help="learning rate of full fine-tuning (default: the size's; LoRA and prompts use their own)")
@@ -108,6 +118,26 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict]:
                                           "max_train_blocks", "device") if getattr(args, k) is not None}
     cfg = course_config(args.size, args.budget, progress=not args.quiet and sys.stderr.isatty(), **over)
     return cfg, method_params({f.name: getattr(args, f.name) for cls in param_classes() for f in dataclasses.fields(cls)})
+
+# %% ../nbs/13_cli.ipynb #4e40bed9
+_WIKITEXT_OPTIONS = ("data", "split", "max_articles", "n_tasks")   # they describe WikiText's stream: meaningless beside --tasks
+_OWN_OPTIONS = dict(general=None, text_field="text", paragraphs=False)   # they describe --tasks' files: meaningless without it
+
+def own_tasks_stream(args: argparse.Namespace, cfg: TrainConfig, say=print):
+    "The stream that `--tasks` (with `--general`, `--text-field`, `--paragraphs`) describes, its tasks said in order; a ValueError for options that do not go with it."
+    if not args.tasks:
+        extra = [k for k, v in _OWN_OPTIONS.items() if getattr(args, k) != v]
+        if extra: raise ValueError(f"--{extra[0].replace('_', '-')} goes with --tasks (your own tasks); without --tasks the stream is WikiText's.")
+        return None
+    clash = [k for k in _WIKITEXT_OPTIONS if getattr(args, k) is not None]
+    if clash: raise ValueError(f"--{clash[0].replace('_', '-')} describes the WikiText stream; with --tasks the stream is your files, one task per path.")
+    from cl_course.own_data import own_stream, task_sources
+    sources = task_sources(args.tasks)
+    say("tasks, in order: " + "; ".join(f"{i + 1} {n} ({w})" for i, (n, w, _) in enumerate(sources)))
+    stream = own_stream(args.tasks, cfg, general=args.general, text_field=args.text_field, paragraphs=args.paragraphs)
+    if len(stream) < len(sources): say(f"the {cfg.budget} budget runs the first {len(stream)} of the {len(sources)} tasks")
+    if args.general is None: say("no --general text: the general-knowledge column (Δ general ppl) is absent")
+    return stream
 
 # %% ../nbs/13_cli.ipynb #296f7612
 def check_device(device: str | None) -> None:
@@ -141,8 +171,9 @@ def run_command(args: argparse.Namespace) -> int:
     from cl_course.benchmark import format_summary, run_benchmark, summary_table
     from cl_course.train import is_main_process
     say = (lambda s: None) if args.quiet else (lambda s: print(f"[cl-course] {s}", file=sys.stderr, flush=True))
-    table = run_benchmark(args.methods, cfg, args.seeds, params, args.out, resume=args.resume, overwrite=args.overwrite,
-                          on_progress=say, words=dict(resume="--resume", overwrite="--overwrite"))
+    stream = own_tasks_stream(args, cfg, say)   # None without --tasks
+    table = run_benchmark(args.methods, None if stream else cfg, args.seeds, params, args.out, resume=args.resume, overwrite=args.overwrite,
+                          on_progress=say, words=dict(resume="--resume", overwrite="--overwrite"), stream=stream)
     if not is_main_process(): return 0
     import pandas as pd
     with pd.option_context("display.width", 200, "display.max_columns", 50):

@@ -97,7 +97,32 @@ def check_model_dir(folder: Path) -> GPT2Config:
     cfg = json.loads((folder / "config.json").read_text())
     if cfg.get("model_type") != "gpt2":
         raise ValueError(f"{folder} holds a {cfg.get('model_type')!r} model; the course supports GPT-2-family causal LMs (model_type 'gpt2').")
+    _check_pickled_weights(folder)
     return GPT2Config.from_pretrained(folder)
+
+_SAFE_PICKLES: set = set()   # (file, size, mtime) of pickled weights the safe loader accepted, checked once per process
+
+def _check_pickled_weights(folder: Path) -> None:
+    "A ValueError naming the file if the weights are a pickle that PyTorch's safe loader (`weights_only=True`, as transformers loads it) refuses."
+    import warnings, zipfile
+    if any((folder / f).is_file() for f in WEIGHT_FILES[:2]): return   # safetensors: transformers loads those, never the pickle
+    index = folder / "pytorch_model.bin.index.json"
+    files = sorted({folder / f for f in json.loads(index.read_text())["weight_map"].values()}) if index.is_file() else [folder / "pytorch_model.bin"]
+    for f in files:
+        if not f.is_file(): raise ValueError(f"{f} is missing: {index} lists it.")
+        key = (str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns)
+        if key in _SAFE_PICKLES: continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.load(f, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(f))
+        except Exception as e:
+            why = " ".join(str(e).split())
+            why = why.split("WeightsUnpickler error:")[-1].split(" Check the documentation")[0].strip()[:160]
+            raise ValueError(f"{f}: PyTorch's safe loader (torch.load with weights_only=True) refuses this pickle ({why}), and a pickle "
+                             "can run code when loaded, so the course does not load it. Save the weights as safetensors "
+                             "(model.save_pretrained(folder) writes model.safetensors): safetensors weights load safely.") from None
+        _SAFE_PICKLES.add(key)
 
 def model_context(name: str | os.PathLike) -> int:
     "The number of positions the model `name` can attend over."
