@@ -1,5 +1,4 @@
 "LwF: the distillation term against a hand-computed sum (and not the reversed KL, not without T²), padding, the frozen teacher, α = 0 as naive fine-tuning, resuming a run, bad parameters."
-import copy
 import math
 from types import SimpleNamespace
 

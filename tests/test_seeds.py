@@ -15,7 +15,7 @@ from cl_course.config import course_config
 from cl_course.stream import prepare_stream
 
 TINY = dict(pretrain_articles=0, n_tasks=2, max_train_blocks=32, max_eval_blocks=2, epochs=1, progress=False)
-SEEDED = ("replay", "ewc", "online-ewc", "prompts", "lora-shared", "lora-per-task", "o-lora")
+SEEDED = ("replay", "agem", "derpp", "ewc", "online-ewc", "prompts", "lora-shared", "lora-per-task", "o-lora")
 
 
 @pytest.fixture(scope="module")
