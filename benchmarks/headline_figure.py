@@ -87,9 +87,10 @@ def headline_findings(summary: pd.DataFrame) -> str:
         less = [m for m in lib if gap(m) > spread(m)]
         within = [m for m in lib if abs(gap(m)) <= spread(m)]
         more = [m for m in lib if -gap(m) > spread(m)]
-        says = [f"{_and(ms)} {verb} ({', '.join(f(m) for m in ms)} points)" for ms, verb in
-                ((less, "forget less than naive fine-tuning by more than the two spreads added"),
-                 (within, "within the spreads of naive fine-tuning"), (more, "forget more than naive fine-tuning")) if ms]
+        says = [f"{_and(ms)}: {what} ({', '.join(f(m) for m in ms)} points)" for ms, what in
+                ((less, "less forgetting than naive fine-tuning by more than the two spreads added"),
+                 (within, "as much as naive fine-tuning, within the two spreads added"),
+                 (more, "more forgetting than naive fine-tuning")) if ms]
         t = {m: r(m)["train_seconds"] / n["train_seconds"] for m in lib}
         out.append(f"* **The methods every continual-learning library has**, against naive's {f('naive')} points of forgetting: "
                    + "; ".join(says) + f". They train in {min(t.values()):.1f}–{max(t.values()):.1f}× naive's time "
