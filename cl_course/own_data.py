@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from torch.utils.data import DataLoader
 
 from .config import TrainConfig, as_path, course_config, derive_seed, fingerprint
 from .data import Article, Task
-from .blocks import tokenize_articles
+from .blocks import BlockDataset, tokenize_articles   # BlockDataset, DataLoader: annotations OwnStream inherits from Stream
 from .models import check_model_dir, load_tokenizer, model_context, model_dir, tokenizer_name_for
 from .stream import Stream, general_loader, stream_loaders
 
