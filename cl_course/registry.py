@@ -48,6 +48,7 @@ class MethodSpec:
     module: str = ""        # the module that registered it
 
 _REGISTRY: dict[str, MethodSpec] = {}
+_HOME: dict[str, str] = {}   # method name -> the package module that registers it (its place in course order)
 
 def register_method(name: str, build: Callable, params: type | None = None, help: str = "", joint: bool = False) -> MethodSpec:
     """Add a method to the registry. A second registration of a name replaces the first when both come from one module or one is
@@ -63,6 +64,7 @@ def register_method(name: str, build: Callable, params: type | None = None, help
         for s in _REGISTRY.values():
             if s.name != name and s.params is not None and s.params.__qualname__ != params.__qualname__ and (clash := mine & {f.name for f in dataclasses.fields(s.params)}):
                 raise ValueError(f"{params.__name__} and {s.params.__name__} both declare {sorted(clash)}; parameter names must be unique.")
+    if module != "__main__": _HOME[name] = module
     _REGISTRY[name] = spec = MethodSpec(name, build, params, help, joint, module)
     return spec
 
@@ -83,7 +85,8 @@ def method_specs() -> dict[str, MethodSpec]:
     mods = _method_modules()
     for m in mods: importlib.import_module(f"{__package__}.{m}")
     rank = {f"{__package__}.{m}": i for i, m in enumerate(mods)}   # then methods registered elsewhere, in the order they came
-    return {s.name: s for s in sorted(_REGISTRY.values(), key=lambda s: rank.get(s.module, len(rank)))}
+    place = lambda s: rank.get(s.module, rank.get(_HOME.get(s.name), len(rank)))   # a notebook's re-registration keeps its module's place
+    return {s.name: s for s in sorted(_REGISTRY.values(), key=place)}
 
 def check_methods(methods: Sequence[str]) -> list[str]:
     "`methods` if every name is registered (no duplicates), else a ValueError listing the known ones."

@@ -176,3 +176,17 @@ def test_the_method_order_is_the_course_order_whatever_was_imported_first():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip().split(",")
     assert out == [n for n in R.method_specs() if n in out]
     assert out[:3] == ["naive", "joint", "replay"] and out.index("ewc") < out.index("prompts") < out.index("lora-shared"), out
+
+
+def test_a_notebooks_re_registration_keeps_the_course_order():
+    "A notebook (`__main__`) registering again a method its module already registered: the method keeps its place."
+    import cl_course.registry as r
+    before = list(r.method_specs())
+    old = r._REGISTRY["derpp"]
+    def build(p, seed, config): return old.build(p, seed, config)
+    build.__module__ = "__main__"
+    try:
+        r.register_method("derpp", build, old.params, help=old.help)
+        assert r.method_specs()["derpp"].module == "__main__"
+        assert list(r.method_specs()) == before
+    finally: r._REGISTRY["derpp"] = old
