@@ -3,7 +3,8 @@
   (a) smoke       every method of the benchmark on GPT-2 124M, `course_config("full", "smoke")`, bf16 autocast
                   (`cl_course.benchmark.run_benchmark`): every code path runs to the end;
   (b) throughput  the course's loop against `transformers.Trainer` on gpt2-124M shapes at block 1,024, side by side in
-                  one run (benchmarks/train_throughput.py): tokens/s and model-FLOPs utilisation,
+                  one run, each plain and with its fast options (torch.compile, fused AdamW; the course's `--fast`)
+                  (benchmarks/train_throughput.py): tokens/s and model-FLOPs utilisation,
                   MFU = 6·N·tokens/s / the GPU's bf16 dense peak (table below; an unknown GPU gets no MFU, and a note);
   (c) attention   the attention scaling sweep (benchmarks/attention_scaling.py) at long lengths, in bf16.
 
@@ -61,9 +62,9 @@ BF16_DENSE_PEAK_TFLOPS = [
 
 # the sizes of each part: on a GPU, and in the dry run (CPU, tiny)
 SIZES = {
-    "gpu": dict(throughput=dict(block_size=1024, batch_size=8, max_train_blocks=256, repeats=5),
+    "gpu": dict(throughput=dict(block_size=1024, batch_size=8, max_train_blocks=256, repeats=5, compile_backend="inductor"),
                 attention=dict(lengths=[1024, 2048, 4096, 8192, 16384, 32768, 65536], dtype="bfloat16", repeats=3, min_length=4096)),
-    "dry-run": dict(throughput=dict(block_size=64, batch_size=4, max_train_blocks=16, repeats=5),
+    "dry-run": dict(throughput=dict(block_size=64, batch_size=4, max_train_blocks=16, repeats=5, compile_backend="aot_eager"),
                     attention=dict(lengths=[64, 128, 256], dtype="float32", repeats=1, min_length=64)),
 }
 TINY = dict(n_layer=2, n_embd=64, n_head=2)   # the dry run's stand-in: GPT-2's vocabulary, positions and tokenizer
@@ -129,7 +130,7 @@ def part_throughput(model: Path, data: Path, out: Path, size: dict, peak: tuple[
     from cl_course.config import course_config
     cfg = course_config("full", "default", model=str(model), data=str(data), block_size=size["block_size"],
                         batch_size=size["batch_size"], max_train_blocks=size["max_train_blocks"], n_tasks=1, epochs=1, progress=False)
-    r = measure(cfg, size["repeats"])
+    r = measure(cfg, size["repeats"], fast=True, backend=size["compile_backend"])
     print(report(r), flush=True)
     (out / "train_throughput.json").write_text(json.dumps(r, indent=1))
     tflops, source = peak
@@ -137,6 +138,8 @@ def part_throughput(model: Path, data: Path, out: Path, size: dict, peak: tuple[
     res = dict(n_params=r["n_params"], flops_per_token=6 * r["n_params"], block_size=r["block_size"], batch_size=r["batch_size"],
                tokens_per_epoch=r["tokens"], steps_per_epoch=r["steps"], bf16_autocast=r["bf16_autocast"], repeats=r["repeats"],
                variants=variants, ratio_ours_over_trainer=r["ratio_ours_over_trainer"], noisy=r["noisy"],
+               ratio_fast_over_plain=r["ratio_fast_over_plain"], ratio_fast_over_trainer_fast=r["ratio_fast_over_trainer_fast"],
+               compile_backend=r["compile_backend"],
                peak_bf16_dense_tflops=tflops, peak_source=source,
                mfu_definition="6 * n_params * tokens_per_second (of the median epoch) / peak; attention FLOPs left out")
     if tflops is None: res["mfu_note"] = source
@@ -183,7 +186,9 @@ def summary_markdown(rec: dict) -> str:
                   "| loop | tokens/s (median epoch) | MFU |", "|---|---|---|"]
             pct = lambda v: "–" if v is None else f"{v:.1%}"
             L += [f"| {k} | {v['tokens_per_second']:,.0f} | {pct(v['mfu'])} |" for k, v in part["variants"].items()]
-            L += ["", f"Course's loop / Trainer speed: {part['ratio_ours_over_trainer']:.2f} (medians){' — noisy' if part['noisy'] else ''}. "
+            L += ["", f"Course's loop / Trainer speed: {part['ratio_ours_over_trainer']:.2f} (medians){' — noisy' if part['noisy'] else ''}; "
+                  f"fast path / plain loop: {part['ratio_fast_over_plain']:.2f}, fast path / Trainer with the same options: "
+                  f"{part['ratio_fast_over_trainer_fast']:.2f} (torch.compile backend {part['compile_backend']}). "
                   + (f"Peak {peak:g} TFLOP/s bf16 dense ({part['peak_source']})." if peak else part["mfu_note"] + ".")]
             if "matmul_bf16_tflops_measured" in part:
                 L += [f"A plain bf16 matrix product reached {part['matmul_bf16_tflops_measured']:.0f} TFLOP/s here."]

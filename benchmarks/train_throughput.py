@@ -18,10 +18,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from timing import Machine, interleaved, summary
 
 
-def measure(cfg, repeats: int = 5) -> dict:
+def measure(cfg, repeats: int = 5, fast: bool = False, backend: str = "inductor") -> dict:
     """One epoch of task 0's training blocks under `cfg`, with the course's loop and with `transformers.Trainer`,
     interleaved after an untimed round of each: the timings, tokens per second of the medians, their ratio, the
-    model's parameter count and what else ran on the machine meanwhile."""
+    model's parameter count and what else ran on the machine meanwhile. `fast`: each also with its fast options
+    (`torch.compile` with `backend` and fused AdamW: the course's `fast=True`, Trainer's `torch_compile` and
+    `adamw_torch_fused`); the untimed round holds the compilation."""
     if repeats < 5: raise ValueError(f"repeats must be >= 5, got {repeats}.")
     machine = Machine()
     from transformers import Trainer, TrainingArguments
@@ -34,27 +36,33 @@ def measure(cfg, repeats: int = 5) -> dict:
     n_tokens = data.n_tokens
     cuda = torch.cuda.is_available()
 
-    def ours():
+    from cl_course import train
+    train.COMPILE_BACKEND = backend
+
+    def ours(fast=False):
         model = stream.new_model()
-        t0 = time.perf_counter(); train_task(model, loader, Method(), cfg, task_id=0)
+        t0 = time.perf_counter(); train_task(model, loader, Method(), cfg.replace(fast=fast), task_id=0)
         if cuda: torch.cuda.synchronize()
         return time.perf_counter() - t0
 
-    def trainer():
+    def trainer(fast=False):
         model = stream.new_model()
+        opts = dict(torch_compile=True, torch_compile_backend=backend, optim="adamw_torch_fused") if fast else {}
         with tempfile.TemporaryDirectory() as d:
             args = TrainingArguments(output_dir=d, per_device_train_batch_size=cfg.batch_size, num_train_epochs=1,
                                      learning_rate=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=int(cfg.warmup_frac * len(loader)),
                                      lr_scheduler_type=cfg.schedule, max_grad_norm=cfg.grad_clip, report_to=[],
                                      save_strategy="no", logging_strategy="no", disable_tqdm=True, seed=cfg.seed,
-                                     bf16=cuda and cfg.mixed_precision, dataloader_num_workers=0, use_cpu=not cuda)
+                                     bf16=cuda and cfg.mixed_precision, dataloader_num_workers=0, use_cpu=not cuda, **opts)
             t = Trainer(model=model, args=args, train_dataset=data)
             t0 = time.perf_counter(); t.train()
             if cuda: torch.cuda.synchronize()
             return time.perf_counter() - t0
 
     threads = torch.get_num_threads()
-    times = interleaved({"cl_course": ours, "transformers.Trainer": trainer}, repeats)
+    runs = {"cl_course": ours, "transformers.Trainer": trainer}
+    if fast: runs |= {"cl_course fast": lambda: ours(True), "transformers.Trainer fast": lambda: trainer(True)}
+    times = interleaved(runs, repeats)
     if torch.get_num_threads() != threads: raise RuntimeError(f"the thread count changed to {torch.get_num_threads()} during the run")
     res = {k: summary(v) for k, v in times.items()}
     med = {k: r["median"] for k, r in res.items()}
@@ -66,6 +74,8 @@ def measure(cfg, repeats: int = 5) -> dict:
                 tokens_per_second_of_median={k: n_tokens / v for k, v in med.items()},
                 ratio_ours_over_trainer=med["transformers.Trainer"] / med["cl_course"], ratio_of="medians (speed: Trainer's seconds / ours)",
                 ratio_of_mins=res["transformers.Trainer"]["min"] / res["cl_course"]["min"],
+                **(dict(compile_backend=backend, ratio_fast_over_plain=med["cl_course"] / med["cl_course fast"],
+                        ratio_fast_over_trainer_fast=med["transformers.Trainer fast"] / med["cl_course fast"]) if fast else {}),
                 noisy=any(r["noisy"] for r in res.values()), machine=machine.record())
 
 

@@ -1,4 +1,4 @@
-"""Averaged Gradient Episodic Memory: each step's gradient is projected so that, to first order, it does not raise the loss on a small memory of old blocks.
+"""Averaged Gradient Episodic Memory: project each gradient so that, to first order, it does not raise a memory's loss.
 
 Docs: https://cl-course.github.io/cl_course/agem.html.md"""
 

@@ -1,4 +1,4 @@
-"""The lower bound (fine-tune task after task), the usual upper bound (train on everything at once), and the simplest method that works (replay a small memory of old text).
+"""The lower bound, the usual upper bound, and the simplest method that works.
 
 Docs: https://cl-course.github.io/cl_course/baselines.html.md"""
 

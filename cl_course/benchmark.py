@@ -1,4 +1,4 @@
-"""Every method on one task stream, several seeds, one table: from a notebook or the `cl-course run` command (the next notebook puts it behind a dashboard).
+"""Every method on one task stream, several seeds, one table, from a notebook or `cl-course run`.
 
 Docs: https://cl-course.github.io/cl_course/benchmark.html.md"""
 
@@ -26,13 +26,13 @@ from .registry import build_method, check_methods, method_params, method_specs
 from .baselines import joint_stream, result_summary
 from .config import as_path, atomic_write
 from .train import Method, is_main_process
-from .stream import Stream, StreamResult, _fingerprint, identity_diff, prepare_stream, run_stream, stream_loaders
+from .stream import Stream, StreamResult, _fingerprint, cached_run_dir, identity_diff, prepare_stream, run_stream, stream_loaders
 from .config import TrainConfig, course_config
 
 # %% auto #0
 __all__ = ['API_WORDS', 'SUMMARY_COLUMNS', 'benchmark_methods', 'library_versions', 'run_benchmark', 'summary_table',
            'format_summary', 'load_runs', 'plot_benchmark_matrices', 'plot_forgetting_curves', 'label_points',
-           'plot_accuracy_vs_forgetting']
+           'plot_accuracy_vs_forgetting', 'share_runs']
 
 # %% ../nbs/12_benchmark.ipynb #a2a2eda0
 def benchmark_methods() -> dict:
@@ -267,3 +267,23 @@ def plot_accuracy_vs_forgetting(summary: "pd.DataFrame", metric: str = "accuracy
     ax.set_ylabel(ylabel)
     ax.set_title(f"{metric}: final score vs forgetting")
     return fig
+
+# %% ../nbs/12_benchmark.ipynb #cfcfc07c
+def share_runs(out_dir: str | os.PathLike, config: TrainConfig | None = None) -> list[str]:
+    "Put the finished runs of a benchmark folder in the run cache, where `run_cached` reads them back, each only if the library would make exactly that run under `config` (default `course_config()`): the same identity, data by content. Returns the runs shared ('name-seedK')."
+    config, shared, first = config or course_config(), [], None
+    for f in sorted((as_path(out_dir) / "runs").glob("*-seed*.json")):
+        d = json.loads(f.read_text())
+        name, seed = d.get("method"), d.get("config", {}).get("seed")
+        if name not in method_specs() or not isinstance(seed, int): continue
+        first = first or prepare_stream(config)   # the tasks, tokenizer and pretraining articles: the same for every seed
+        view = dataclasses.replace(first, config=config.replace(seed=seed))
+        method = build_method(name, None, seed, view.config)   # the parameters' defaults, as a notebook builds it
+        if method_specs()[name].joint: view = joint_stream(view)
+        if d.get("identity") != _run_identity(name, method, view): continue   # another experiment, or made by other parameters
+        target = cached_run_dir(method, view) / "result.json"
+        if not target.exists():
+            res = dataclasses.replace(StreamResult.from_dict(d), method=method.name)
+            atomic_write(target, lambda tmp: tmp.write_text(json.dumps(res.to_dict(), default=float)))
+        shared.append(f.stem)
+    return shared

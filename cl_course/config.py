@@ -13,14 +13,15 @@ import math
 import numbers
 import os
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 # %% auto #0
 __all__ = ['BLOCK_SIZE', 'BATCH_SIZE', 'ENV_VARS', 'BUDGETS', 'SIZES', 'SEED_STRIDES', 'check_number', 'as_path', 'atomic_write',
-           'fingerprint', 'Environment', 'environment', 'cache_dir', 'TrainConfig', 'Budget', 'course_budget',
-           'budget_points', 'course_size', 'course_config', 'derive_seed']
+           'file_lock', 'fingerprint', 'Environment', 'environment', 'cache_dir', 'TrainConfig', 'Budget',
+           'course_budget', 'budget_points', 'course_size', 'course_config', 'derive_seed']
 
 # %% ../nbs/00_setup.ipynb #1e3c6e11
 def check_number(x, name: str, *, integer: bool = False, lo: float | None = None, lo_open: bool = False,
@@ -52,6 +53,17 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
         os.replace(tmp, path)
     finally: tmp.unlink(missing_ok=True)
     return path
+
+@contextmanager
+def file_lock(path: str | os.PathLike):
+    "Hold an exclusive lock on the file `path` while the block runs: one process computes what the others then read from disk (no lock where `fcntl` is missing)."
+    try: import fcntl
+    except ImportError: yield; return   # Windows: no lock, each process computes (the same result, as before)
+    path = as_path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)   # waits while another process holds it
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
 
 # %% ../nbs/00_setup.ipynb #8a102a63
 def fingerprint(*parts) -> str:
@@ -127,6 +139,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     mixed_precision: bool = True        # bfloat16 autocast on CUDA; ignored on CPU
+    fast: bool = False                  # the fast path: `torch.compile` and fused AdamW (see `train_task`); the same results up to rounding
     device: str | None = None
     progress: bool = True
     budget: str = "default"             # "default", or "smoke": caps on every size (see `BUDGETS`), the same code paths

@@ -1,4 +1,4 @@
-"""The benchmark behind a few controls, generated from the method registry: choose methods and parameters, press Run, read the table and plots.
+"""The benchmark behind controls generated from the method registry.
 
 Docs: https://cl-course.github.io/cl_course/dashboard.html.md"""
 

@@ -1,4 +1,4 @@
-"""Replay old blocks against their labels and against the top-k logits they had when stored.
+"""Replay old blocks against their labels and the top-k logits they had when stored.
 
 Docs: https://cl-course.github.io/cl_course/derpp.html.md"""
 

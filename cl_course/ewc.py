@@ -1,4 +1,4 @@
-"""Protect the weights that mattered for earlier tasks: EWC and online EWC on the diagonal Fisher of the previous notebook, a penalty that costs almost nothing per step, the original notebook's EWC audited, and the choice of λ.
+"""EWC and online EWC on the diagonal Fisher, a nearly free penalty, and the original notebook's EWC audited.
 
 Docs: https://cl-course.github.io/cl_course/ewc.html.md"""
 

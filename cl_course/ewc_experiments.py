@@ -1,4 +1,4 @@
-"""EWC's λ swept on the stream, separate against online EWC, and a widget that runs EWC with your own settings.
+"""EWC's λ swept on the stream, separate against online EWC, and a widget for your own settings.
 
 Docs: https://cl-course.github.io/cl_course/ewc_experiments.html.md"""
 

@@ -1,4 +1,4 @@
-"""What EWC weighs its penalty with: GPT-2's diagonal Fisher four ways (exact, sampled, empirical, batched), and per-sample gradients layer by layer.
+"""What EWC weighs its penalty with: GPT-2's diagonal Fisher four ways, and per-sample gradients layer by layer.
 
 Docs: https://cl-course.github.io/cl_course/fisher.html.md"""
 

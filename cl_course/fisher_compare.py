@@ -1,4 +1,4 @@
-"""The exact, sampled, empirical and batched Fisher of GPT-2 side by side on the model trained on the first task: their scale, how they rank the weights, what each costs.
+"""The exact, sampled, empirical and batched Fisher of GPT-2 on the model trained on the first task: scale, ranking of the weights, cost.
 
 Docs: https://cl-course.github.io/cl_course/fisher_compare.html.md"""
 

@@ -1,4 +1,4 @@
-"""LoRA by hand on GPT-2's Conv1D layers, checked against PEFT, merged into the weights and unmerged, its parameters counted.
+"""LoRA by hand on GPT-2's Conv1D layers: checked against PEFT, merged and unmerged, counted.
 
 Docs: https://cl-course.github.io/cl_course/lora.html.md"""
 

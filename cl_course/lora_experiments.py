@@ -1,4 +1,4 @@
-"""How much rank a task needs, swept on the stream, and a widget that runs the LoRA variants with your own rank, alpha and targets.
+"""How much rank a task needs, swept on the stream, and a widget for the LoRA variants.
 
 Docs: https://cl-course.github.io/cl_course/lora_experiments.html.md"""
 

@@ -1,4 +1,4 @@
-"""One shared adapter, one per task, or O-LoRA's orthogonal adapters in a stream of tasks, against naive fine-tuning.
+"""One shared adapter, one per task, or O-LoRA's orthogonal adapters, against naive fine-tuning.
 
 Docs: https://cl-course.github.io/cl_course/lora_methods.html.md"""
 

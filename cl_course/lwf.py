@@ -1,4 +1,4 @@
-"""Protect outputs, not weights: distil the previous model's next-token distributions into the model on each new task (Li & Hoiem, 2016), for a frozen model copy and one extra forward pass per step.
+"""Protect outputs, not weights: distil the previous model's next-token distributions on each new task (Li & Hoiem, 2016), for a model copy and a forward pass per step.
 
 Docs: https://cl-course.github.io/cl_course/lwf.html.md"""
 

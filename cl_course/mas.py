@@ -1,4 +1,4 @@
-"""MAS: EWC's penalty with each weight's importance measured by how much it moves the model's output (no labels needed), and EWC's, SI's and MAS's importances compared on one model.
+"""MAS: EWC's penalty with importances from how much each weight moves the model's output (no labels), and EWC's, SI's and MAS's importances compared.
 
 Docs: https://cl-course.github.io/cl_course/mas.html.md"""
 

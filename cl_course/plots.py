@@ -1,4 +1,4 @@
-"""Draw what 05_metrics computes: the task matrix as a heatmap, each task's score over the stream, and methods compared over seeds.
+"""The task matrix as a heatmap, each task's score over the stream, and methods compared over seeds.
 
 Docs: https://cl-course.github.io/cl_course/plots.html.md"""
 

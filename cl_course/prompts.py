@@ -1,4 +1,4 @@
-"""A frozen GPT-2 and one soft prompt per task, each prepended to the frozen earlier ones: zero forgetting by construction, checked against PEFT's prompt tuning.
+"""A frozen GPT-2 and one soft prompt per task, prepended to the frozen earlier ones: zero forgetting by construction, checked against PEFT.
 
 Docs: https://cl-course.github.io/cl_course/progressive_prompts.html.md"""
 

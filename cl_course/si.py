@@ -1,4 +1,4 @@
-"""SI: EWC's quadratic penalty with each weight's importance read off its training path (the path integral of the task loss's gradient), at no extra pass over the data.
+"""SI: EWC's penalty with each weight's importance read off its training path (the task gradient's path integral), with no extra data pass.
 
 Docs: https://cl-course.github.io/cl_course/si.html.md"""
 

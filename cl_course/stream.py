@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,11 +19,11 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader
 
-from .config import TrainConfig, as_path, atomic_write, cache_dir, course_config, fingerprint
+from .config import TrainConfig, as_path, atomic_write, cache_dir, course_config, file_lock, fingerprint
 from .data import Article, Task, load_wikitext, make_task_stream
 from .blocks import BlockDataset, articles_dataset, task_loaders
 from .models import load_model, load_tokenizer, model_context, model_fingerprint, tokenizer_name_for
-from .train import Method, evaluate, is_main_process, train_task
+from .train import Method, distributed, evaluate, is_main_process, train_task
 
 # %% auto #0
 __all__ = ['PRETRAIN_SEED', 'METRICS', 'REDUCED', 'Stream', 'stream_loaders', 'general_loader', 'prepare_stream', 'StreamResult',
@@ -79,12 +80,16 @@ class Stream:
                           c.warmup_frac, c.schedule, c.grad_clip, len(self.tokenizer), self.pretrain.blocks["input_ids"])
         f = cache_dir() / f"pretrained-{c.model}-{key}.pt"
         if f.exists(): return load_checkpoint(f)
-        start = load_model(c.model, tokenizer=self.tokenizer, device=c.device, seed=PRETRAIN_SEED)
-        loader = DataLoader(self.pretrain, batch_size=c.batch_size, shuffle=True, generator=torch.Generator().manual_seed(c.seed))
-        train_task(start, loader, Method(), c.replace(epochs=c.pretrain_epochs, lr=c.pretrain_lr), task_id=-1,
-                   desc=f"pretraining {c.model} on {c.pretrain_articles} held-out articles (once; cached)")
-        state = {k: v.detach().cpu() for k, v in start.state_dict().items()}
-        if is_main_process(): save_checkpoint(f, state)
+        # another process pretraining the same model (side-by-side runs): wait for its file; a data-parallel launch's
+        # processes pretrain together (their gradients are summed), so they must not wait for each other
+        with file_lock(f.with_suffix(".lock")) if distributed()[1] == 1 else nullcontext():
+            if f.exists(): return load_checkpoint(f)
+            start = load_model(c.model, tokenizer=self.tokenizer, device=c.device, seed=PRETRAIN_SEED)
+            loader = DataLoader(self.pretrain, batch_size=c.batch_size, shuffle=True, generator=torch.Generator().manual_seed(c.seed))
+            train_task(start, loader, Method(), c.replace(epochs=c.pretrain_epochs, lr=c.pretrain_lr), task_id=-1,
+                       desc=f"pretraining {c.model} on {c.pretrain_articles} held-out articles (once; cached)")
+            state = {k: v.detach().cpu() for k, v in start.state_dict().items()}
+            if is_main_process(): save_checkpoint(f, state)
         return state
 
 def stream_loaders(config: TrainConfig, tasks: list[Task], tokenizer) -> list:
@@ -156,7 +161,7 @@ METRICS = ("accuracy", "perplexity", "loss")
 
 def _fingerprint(method: Method, stream: Stream) -> dict:
     "A run's identity: the method and its configuration, the training configuration, the model, and the data and tokenizer actually used."
-    cfg = {k: v for k, v in stream.config.to_dict().items() if k not in ("progress", "device", "data", "model")}   # by content below
+    cfg = {k: v for k, v in stream.config.to_dict().items() if k not in ("progress", "device", "fast", "data", "model")}   # by content below; how fast, not what
     ident = dict(method=method.name, method_config=dict(method.config(), lr=method.lr), config=cfg,
                  model=model_fingerprint(stream.config.model), **stream.fingerprint())
     return json.loads(json.dumps(ident, sort_keys=True, default=str))   # plain data, as it reads back from JSON or a checkpoint

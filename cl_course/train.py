@@ -11,7 +11,7 @@ import math
 import os
 import random
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
@@ -24,9 +24,9 @@ from tqdm.auto import tqdm
 from .config import TrainConfig, derive_seed
 
 # %% auto #0
-__all__ = ['IGNORE_INDEX', 'causal_lm_loss', 'model_logits', 'LMOutput', 'as_lm_output', 'evaluate', 'Method', 'seed_everything',
-           'make_optimizer', 'training_step', 'train_task', 'distributed', 'is_main_process', 'shard_batch',
-           'sum_across_processes', 'Compose']
+__all__ = ['IGNORE_INDEX', 'COMPILE_BACKEND', 'causal_lm_loss', 'model_logits', 'LMOutput', 'as_lm_output', 'evaluate', 'Method',
+           'seed_everything', 'compiled', 'make_optimizer', 'training_step', 'train_task', 'distributed',
+           'is_main_process', 'shard_batch', 'sum_across_processes', 'Compose']
 
 # %% ../nbs/04_training.ipynb #d405fe2b
 IGNORE_INDEX = -100
@@ -141,6 +141,16 @@ def seed_everything(seed: int) -> None:
 def _autocast(device: torch.device, enabled: bool):
     return torch.autocast("cuda", dtype=torch.bfloat16) if enabled and device.type == "cuda" else nullcontext()
 
+COMPILE_BACKEND = "inductor"   # torch.compile's default: generated kernels (a C++ compiler on a CPU); "aot_eager" traces only
+
+@contextmanager
+def compiled(model: nn.Module, on: bool = True, backend: str | None = None):
+    "While the block runs, `model`'s forward is compiled in place by `torch.compile` (`nn.Module.compile`: the same module, parameters and names for every method's hooks); eager again after it."
+    if not on or model._compiled_call_impl is not None: yield model; return
+    model.compile(backend=backend or COMPILE_BACKEND)   # compiled once per process: later tasks and runs reuse the graphs
+    try: yield model
+    finally: model._compiled_call_impl = None   # evaluation and the methods' own passes (a Fisher's hooks) run eager
+
 def make_optimizer(params: list[nn.Parameter], config: TrainConfig, total_steps: int):
     "AdamW (no weight decay on biases and LayerNorm weights) and a warm-up + decay schedule."
     from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
@@ -148,7 +158,7 @@ def make_optimizer(params: list[nn.Parameter], config: TrainConfig, total_steps:
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
     groups = [g for g in (dict(params=decay, weight_decay=config.weight_decay), dict(params=no_decay, weight_decay=0.0)) if g["params"]]
-    opt = torch.optim.AdamW(groups, lr=config.lr)
+    opt = torch.optim.AdamW(groups, lr=config.lr, **({"fused": True} if config.fast else {}))   # fused: one kernel for every tensor
     sched = (get_cosine_schedule_with_warmup if config.schedule == "cosine" else get_linear_schedule_with_warmup)(
         opt, int(config.warmup_frac * total_steps), total_steps)
     return opt, sched
@@ -183,19 +193,20 @@ def train_task(model: nn.Module, loader: DataLoader, method: Method, config: Tra
     step, tokens, last = 0, 0, float("nan")
     t0 = time.perf_counter()
     bar = tqdm(total=config.epochs * steps_per_epoch, desc=desc or f"task {task_id}", disable=not config.progress, leave=False)
-    for epoch in range(config.epochs):
-        for batch in method.batches(loader, task_id):
-            batch = _to(batch, device)
-            loss = training_step(model, batch, method, task_id, opt, sched, config, params)
-            last = loss.item()
-            if not math.isfinite(last):
-                bar.close()
-                raise FloatingPointError(f"The loss became {last} on task {task_id} ({desc or ''}) at step {step} "
-                                         f"(epoch {epoch}); stopping before anything is saved. Try a lower lr.")
-            step += 1
-            tokens += int(batch["attention_mask"].sum())
-            bar.update(1)
-            bar.set_postfix(loss=f"{last:.3f}", tok_s=f"{tokens / (time.perf_counter() - t0):,.0f}")
+    with compiled(model, config.fast):
+        for epoch in range(config.epochs):
+            for batch in method.batches(loader, task_id):
+                batch = _to(batch, device)
+                loss = training_step(model, batch, method, task_id, opt, sched, config, params)
+                last = loss.item()
+                if not math.isfinite(last):
+                    bar.close()
+                    raise FloatingPointError(f"The loss became {last} on task {task_id} ({desc or ''}) at step {step} "
+                                             f"(epoch {epoch}); stopping before anything is saved. Try a lower lr.")
+                step += 1
+                tokens += int(batch["attention_mask"].sum())
+                bar.update(1)
+                bar.set_postfix(loss=f"{last:.3f}", tok_s=f"{tokens / (time.perf_counter() - t0):,.0f}")
     bar.close()
     return dict(steps=step, tokens=tokens, seconds=time.perf_counter() - t0, loss=last)
 

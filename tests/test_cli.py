@@ -1,5 +1,7 @@
 """The `cl-course` command: every mistake a user can make exits with status 2 and one line, Ctrl-C with 130 and
 one line, the parser answers without importing PyTorch, a run writes its table and --resume reuses it."""
+import contextlib
+import io
 import os
 import signal
 import subprocess
@@ -50,10 +52,25 @@ def stop(p: subprocess.Popen, sig=signal.SIGKILL) -> None:
     (["launch"], "invalid choice"),
     ([], "required: command"),
 ])
-def test_bad_input_exits_2_with_one_line(args, msg, tmp_path):
-    r = cli(*args, cwd=tmp_path)   # an empty folder: the default --out (runs/benchmark) holds nothing
-    assert r.returncode == 2, r.stderr
-    assert msg in one_line(r)
+def test_bad_input_exits_2_with_one_line(args, msg, tmp_path, monkeypatch):
+    "In this process through `main`, the command's entry point (the first cases also through the real command)."
+    monkeypatch.chdir(tmp_path)   # an empty folder: the default --out (runs/benchmark) holds nothing
+    code, err = run_main(*args)
+    assert code == 2, err
+    assert msg in one_line(subprocess.CompletedProcess(args, code, "", err))
+    if args[:3] in (["run", "--methods", "naive,sgd"], ["run", "--method", "naive"], []):
+        r = cli(*args, cwd=tmp_path)
+        assert r.returncode == 2 and msg in one_line(r), r.stderr
+
+
+def run_main(*args) -> tuple[int, str]:
+    "`cl-course ...` in this process: exit status and stderr."
+    from cl_course.cli import main
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try: code = main(list(args))
+        except SystemExit as e: code = e.code
+    return code, err.getvalue()
 
 
 def test_out_is_a_file(tmp_path):

@@ -107,7 +107,11 @@ def test_dry_run_writes_every_part(dry_run):
     tp, raw = rec["parts"]["throughput"], json.loads((dry_run / "train_throughput.json").read_text())
     size = g.SIZES["dry-run"]["throughput"]
     assert (tp["block_size"], tp["batch_size"], tp["n_params"], tp["flops_per_token"]) == (size["block_size"], size["batch_size"], n, 6 * n)
-    assert set(tp["variants"]) == {"cl_course", "transformers.Trainer"} and raw["repeats"] == size["repeats"]
+    assert set(tp["variants"]) == {"cl_course", "transformers.Trainer", "cl_course fast", "transformers.Trainer fast"}
+    assert raw["repeats"] == size["repeats"] and tp["compile_backend"] == size["compile_backend"]
+    med = {k: raw["timing"][k]["median"] for k in tp["variants"]}
+    assert tp["ratio_fast_over_plain"] == pytest.approx(med["cl_course"] / med["cl_course fast"], rel=1e-12)
+    assert tp["ratio_fast_over_trainer_fast"] == pytest.approx(med["transformers.Trainer fast"] / med["cl_course fast"], rel=1e-12)
     assert 0 < tp["tokens_per_epoch"] <= size["max_train_blocks"] * size["block_size"]
     assert tp["peak_bf16_dense_tflops"] == PEAK and tp["peak_source"] == "given with --peak-tflops"
     for k, v in tp["variants"].items():
