@@ -220,7 +220,7 @@ def course_config(size: str | None = None, budget: str | None = None, **override
 
 # %% ../nbs/00_setup.ipynb #829feb15
 SEED_STRIDES = {"train": 1000, "fisher": 1000, "adapter": 1000, "replay-batches": 7919, "replay-memory": 104729,
-                "derpp-batches": 7927, "derpp-memory": 104723,
+                "derpp-batches": 7927, "derpp-memory": 104723, "mix": 7937,
                 "prompt": 1_000_003, "loader": 1, "split": 1009}   # purpose -> stride
 
 def derive_seed(seed: int, purpose: str, index: int = 0) -> int:
