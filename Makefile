@@ -7,7 +7,7 @@ VENV ?= .venv
 ARGS ?=
 BIN := $(VENV)/bin
 
-.PHONY: run test env test-assets test-small test-full test-py test-lanes test-quick quick-lanes py-1 py-2 py-3 py-rest outputs preview
+.PHONY: run test env test-assets test-small test-full test-py test-lanes test-quick quick-lanes py-1 py-2 py-3 py-4 py-rest outputs preview
 
 env:
 	$(PYTHON) scripts/bootstrap.py --venv $(VENV)
@@ -24,21 +24,21 @@ test-assets:
 # built once in .cache/standin; offline they stand in for the hub's gpt2 and WikiText's train split), and the pytest tests.
 # They run in two lanes side by side, each with half the cores' threads: on 2 cores two one-thread jobs get through more
 # than one two-thread job at a time (PyTorch's kernels on these small shapes scale poorly; benchmarks/results/ci_times.json).
-# The full-size notebooks stay one at a time (memory); the pytest files come in four parts that fill whichever lane is free.
+# The full-size notebooks stay one at a time (memory); the pytest files come in five parts that fill whichever lane is free.
 # -k: a failure in one part does not keep the others from running and reporting.
 LANE_THREADS := $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n > 3 ? n / 2 : 1 )))
 test: env test-assets
 	@t=$$(date +%s); $(MAKE) --no-print-directory -k -j2 --output-sync=line OMP_NUM_THREADS=$(LANE_THREADS) MKL_NUM_THREADS=$(LANE_THREADS) \
 	  test-lanes; rc=$$?; echo "[time] both lanes: $$(( $$(date +%s) - t )) s"; exit $$rc
 
-test-lanes: test-small test-full py-1 py-2 py-3 py-rest
+test-lanes: test-small test-full py-1 py-2 py-3 py-4 py-rest
 
 # The small configuration alone (no full-size notebooks): the small notebooks and the pytest files, in the same two lanes.
 test-quick: env test-assets
 	@t=$$(date +%s); $(MAKE) --no-print-directory -k -j2 --output-sync=line OMP_NUM_THREADS=$(LANE_THREADS) MKL_NUM_THREADS=$(LANE_THREADS) \
 	  quick-lanes; rc=$$?; echo "[time] both lanes: $$(( $$(date +%s) - t )) s"; exit $$rc
 
-quick-lanes: test-small py-1 py-2 py-3 py-rest
+quick-lanes: test-small py-1 py-2 py-3 py-4 py-rest
 
 # The small notebooks read the committed headline's runs where a notebook makes the same run (`share_runs`: only runs
 # whose identity is what the library makes now); tests/test_shared_runs.py trains one of them again and compares.
@@ -63,15 +63,16 @@ test-full: env
 test-py: env test-assets
 	PATH="$(abspath $(BIN)):$$PATH" pytest -q tests --junitxml=.cache/pytest-junit.xml   # per-test times in the XML
 
-# The pytest files in four parts of about equal time (py-rest: every file not named in another part, new ones included).
+# The pytest files in five parts of about equal time (py-rest: every file not named in another part, new ones included).
 PY_1 := tests/test_accelerate.py tests/test_seeds.py
 PY_2 := tests/test_cli.py tests/test_train.py
 PY_3 := tests/test_full_path.py tests/test_widgets_browser.py tests/test_paths.py
-py-1 py-2 py-3: env
+PY_4 := tests/test_gpu_check.py tests/test_identity.py tests/test_preview.py tests/test_registry.py
+py-1 py-2 py-3 py-4: env
 	@t=$$(date +%s); PATH="$(abspath $(BIN)):$$PATH" pytest -q $(PY_$(subst py-,,$@)) --junitxml=.cache/pytest-junit-$@.xml; rc=$$?; \
 	  echo "[time] $@: $$(( $$(date +%s) - t )) s"; exit $$rc
 py-rest: env
-	@t=$$(date +%s); PATH="$(abspath $(BIN)):$$PATH" pytest -q tests $(addprefix --ignore=,$(PY_1) $(PY_2) $(PY_3)) \
+	@t=$$(date +%s); PATH="$(abspath $(BIN)):$$PATH" pytest -q tests $(addprefix --ignore=,$(PY_1) $(PY_2) $(PY_3) $(PY_4)) \
 	  --junitxml=.cache/pytest-junit-$@.xml; rc=$$?; echo "[time] $@: $$(( $$(date +%s) - t )) s"; exit $$rc
 
 # The notebooks are stored with the outputs of a small (CPU) run, scrubbed of stderr, timings, widget state and machine

@@ -270,7 +270,7 @@ def plot_accuracy_vs_forgetting(summary: "pd.DataFrame", metric: str = "accuracy
 
 # %% ../nbs/12_benchmark.ipynb #cfcfc07c
 def share_runs(out_dir: str | os.PathLike, config: TrainConfig | None = None) -> list[str]:
-    "Put the finished runs of a benchmark folder in the run cache, where `run_cached` reads them back, each only if the library would make exactly that run under `config` (default `course_config()`): the same identity, data by content. Returns the runs shared ('name-seedK')."
+    "Put the finished runs of a benchmark folder in the run cache, where `run_cached` reads them back, each only if the library would make exactly that run under `config` (default `course_config()`): the same identity, data by content; it replaces a cached run of that identity. Returns the runs shared ('name-seedK')."
     config, shared, first = config or course_config(), [], None
     for f in sorted((as_path(out_dir) / "runs").glob("*-seed*.json")):
         d = json.loads(f.read_text())
@@ -281,9 +281,7 @@ def share_runs(out_dir: str | os.PathLike, config: TrainConfig | None = None) ->
         method = build_method(name, None, seed, view.config)   # the parameters' defaults, as a notebook builds it
         if method_specs()[name].joint: view = joint_stream(view)
         if d.get("identity") != _run_identity(name, method, view): continue   # another experiment, or made by other parameters
-        target = cached_run_dir(method, view) / "result.json"
-        if not target.exists():
-            res = dataclasses.replace(StreamResult.from_dict(d), method=method.name)
-            atomic_write(target, lambda tmp: tmp.write_text(json.dumps(res.to_dict(), default=float)))
+        res = dataclasses.replace(StreamResult.from_dict(d), method=method.name)   # it replaces a cached run of the same identity
+        atomic_write(cached_run_dir(method, view) / "result.json", lambda tmp: tmp.write_text(json.dumps(res.to_dict(), default=float)))
         shared.append(f.stem)
     return shared

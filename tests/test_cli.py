@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 QUICK = ["--max-train-blocks", "16", "--epochs", "1", "--quiet"]
+SMOKE = ["--budget", "smoke", "--quiet"]   # two tasks, two steps each: the same code paths in seconds
 
 
 def cli(*args, env=None, cwd=None):
@@ -163,20 +164,20 @@ def test_ctrl_c_swallowed_by_a_library_still_stops(tmp_path, kind):
 
 def test_run_resume_and_refuse_other_configuration(tmp_path):
     out = tmp_path / "bench"
-    r = cli("run", "--methods", "naive,replay", "--out", str(out), *QUICK)
+    r = cli("run", "--methods", "naive,replay", "--out", str(out), *SMOKE)
     assert r.returncode == 0, r.stderr
     assert "naive" in r.stdout and "replay" in r.stdout and "ACC" in r.stdout
     table = pd.read_csv(out / "results.csv")
     assert list(table["method"]) == ["naive", "replay"]
     # the same folder again without --resume is refused, with --resume it reuses the finished runs
-    r2 = cli("run", "--methods", "naive,replay", "--out", str(out), *QUICK)
+    r2 = cli("run", "--methods", "naive,replay", "--out", str(out), *SMOKE)
     assert r2.returncode == 2 and "--resume" in one_line(r2)
-    r3 = cli("run", "--methods", "naive,replay", "--out", str(out), "--resume", *QUICK[:-1])
+    r3 = cli("run", "--methods", "naive,replay", "--out", str(out), "--resume", *SMOKE[:-1])
     assert r3.returncode == 0 and r3.stderr.count("read back") == 2, r3.stderr
     assert "\r" not in r3.stderr   # not a terminal: no progress bars, plain lines
     pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv"), table)
     # another configuration in the same folder: refused unless --overwrite
-    r4 = cli("run", "--methods", "naive", "--out", str(out), "--lr", "0.002", *QUICK)
+    r4 = cli("run", "--methods", "naive", "--out", str(out), "--lr", "0.002", *SMOKE)
     assert r4.returncode == 2 and "different configuration" in one_line(r4) and "lr" in r4.stderr
 
 
