@@ -64,7 +64,7 @@ BF16_DENSE_PEAK_TFLOPS = [
 SIZES = {
     "gpu": dict(throughput=dict(block_size=1024, batch_size=8, max_train_blocks=256, repeats=5, compile_backend="inductor"),
                 attention=dict(lengths=[1024, 2048, 4096, 8192, 16384, 32768, 65536], dtype="bfloat16", repeats=3, min_length=4096)),
-    "dry-run": dict(throughput=dict(block_size=64, batch_size=4, max_train_blocks=16, repeats=5, compile_backend="aot_eager"),
+    "dry-run": dict(throughput=dict(block_size=64, batch_size=4, max_train_blocks=8, repeats=5, compile_backend="aot_eager"),
                     attention=dict(lengths=[64, 128, 256], dtype="float32", repeats=1, min_length=64)),
 }
 TINY = dict(n_layer=2, n_embd=64, n_head=2)   # the dry run's stand-in: GPT-2's vocabulary, positions and tokenizer

@@ -109,6 +109,10 @@ class AGEM(Method):
         "Per task, the share of its steps whose gradient conflicted with the memory's and was projected."
         return {t: int(self.fired[t]) / n for t, n in self.steps.items() if n}
 
+    def stats(self) -> dict:
+        "Per task (from the second on), its steps and how many of them were projected."
+        return dict(steps={t: n for t, n in self.steps.items() if t > 0}, projected={t: int(self.fired[t]) for t in self.steps if t > 0})
+
     def state_dict(self) -> dict:
         return dict(reservoir=self.reservoir.state_dict(), fired={t: int(v) for t, v in self.fired.items()}, steps=dict(self.steps))
     def load_state_dict(self, state: dict, model) -> None:

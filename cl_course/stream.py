@@ -138,6 +138,7 @@ class StreamResult:
     extra_memory_bytes: int = 0
     config: dict = field(default_factory=dict)
     general: dict = field(default_factory=dict)   # metric -> T+1 scores on the general articles (before, after each task); {} without any
+    stats: dict = field(default_factory=dict)     # the method's own diagnostics (`Method.stats`)
 
     @property
     def tokens_per_second(self) -> float: return self.train_tokens / max(self.train_seconds, 1e-9)
@@ -256,7 +257,8 @@ def run_stream(method: Method, stream: Stream,
     trainable = sum(p.numel() for p in {id(p): p for p in method.trainable_parameters(model)}.values())
     return StreamResult(method.name, stream.names, *(np.array(rows[m]) for m in METRICS), train_seconds=seconds,
                         train_tokens=tokens, trainable_params=trainable, extra_memory_bytes=method.extra_memory_bytes(),
-                        config=dict(stream.config.to_dict(), method_config=method.config()), general=general_columns(general))
+                        config=dict(stream.config.to_dict(), method_config=method.config()), general=general_columns(general),
+                        stats=method.stats())
 
 # %% ../nbs/04a_stream.ipynb #ebb5670d
 def cached_run_dir(method: Method, stream: Stream, name: str | None = None) -> Path:
@@ -266,7 +268,9 @@ def cached_run_dir(method: Method, stream: Stream, name: str | None = None) -> P
 def run_cached(method: Method, stream: Stream, name: str | None = None) -> StreamResult:
     "`run_stream` checkpointed in the cache: a finished identical run is read back, an unfinished one resumes."
     d = cached_run_dir(method, stream, name)
-    if (d / "result.json").exists(): return StreamResult.from_dict(json.loads((d / "result.json").read_text()))
+    if (d / "result.json").exists():
+        res = StreamResult.from_dict(json.loads((d / "result.json").read_text()))
+        if res.stats or type(method).stats is Method.stats: return res   # else cached before its method kept diagnostics: run again
     res = run_stream(method, stream, checkpoint_dir=d, resume=True)
     if is_main_process():
         atomic_write(d / "result.json", lambda tmp: tmp.write_text(json.dumps(res.to_dict(), default=float)))

@@ -132,6 +132,9 @@ class Method:
     def extra_memory_bytes(self) -> int:
         "Bytes the method keeps besides the model (Fisher, memory, prompts, adapters)."
         return 0
+    def stats(self) -> dict:
+        "The method's own diagnostics of the run (plain data, e.g. how often a projection fired), kept with its result."
+        return {}
 
 # %% ../nbs/04_training.ipynb #f324278a
 def seed_everything(seed: int) -> None:
@@ -147,7 +150,7 @@ COMPILE_BACKEND = "inductor"   # torch.compile's default: generated kernels (a C
 def compiled(model: nn.Module, on: bool = True, backend: str | None = None):
     "While the block runs, `model`'s forward is compiled in place by `torch.compile` (`nn.Module.compile`: the same module, parameters and names for every method's hooks); eager again after it."
     if not on or model._compiled_call_impl is not None: yield model; return
-    model.compile(backend=backend or COMPILE_BACKEND)   # compiled once per process: later tasks and runs reuse the graphs
+    model.compile(backend=backend or COMPILE_BACKEND)   # traced on the first step, reused while the shapes stay the same
     try: yield model
     finally: model._compiled_call_impl = None   # evaluation and the methods' own passes (a Fisher's hooks) run eager
 

@@ -4,6 +4,7 @@ by hand (memory blocks only, current weights), the reservoir, seeds, resuming a 
 Run as a script under `accelerate launch --multi_gpu --num_processes 2` it is the data-parallel half of
 `test_two_processes_project_the_reduced_gradients` (which launches it).
 """
+import json
 import os
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ from cl_course.agem import AGEM, AGEMParams, agem_project
 from cl_course.blocks import BlockDataset
 from cl_course.config import TrainConfig
 from cl_course.registry import build_method, method_params
-from cl_course.stream import Stream, load_checkpoint, run_stream, save_checkpoint
+from cl_course.stream import Stream, StreamResult, cached_run_dir, load_checkpoint, run_cached, run_stream, save_checkpoint
 from cl_course.train import Method, causal_lm_loss, distributed, training_step
 
 V = 31
@@ -250,6 +251,24 @@ def test_an_interrupted_run_resumes_exactly(tmp_path):
     assert len(back.memory["input_ids"]) == 4 and back.steps[1] == back.steps[2] == 3   # tasks 1 and 2 projected against the memory
     naive = run_stream(Method(), s, model=tiny_lm())
     assert not np.array_equal(naive.loss, ref.loss), "A-GEM changed nothing on this stream: the resume test would be vacuous"
+    # the projection counts travel with the result (the resumed run counts the tasks it trained after the checkpoint too)
+    assert res.stats == back.stats() == ref.stats == dict(steps={1: 3, 2: 3}, projected={t: int(back.fired[t]) for t in (1, 2)})
+    assert StreamResult.from_dict(json.loads(json.dumps(res.to_dict(), default=float))).stats == json.loads(json.dumps(res.stats))
+    assert naive.stats == {}
+
+
+def test_a_cached_run_without_the_counts_runs_again(tmp_path, monkeypatch):
+    "A run cached before A-GEM kept its counts is incomplete: run_cached trains it again; a complete one is read back."
+    monkeypatch.setenv("CL_COURSE_CACHE", str(tmp_path))
+    monkeypatch.setattr(Stream, "new_model", lambda self, **_: tiny_lm())   # run_cached starts from the stream's model
+    s, kw = tiny_stream(), dict(memory_size=4, ref_batch=2, seed=1)
+    first = run_cached(AGEM(**kw), s, name="agem-test")
+    f = cached_run_dir(AGEM(**kw), s, "agem-test") / "result.json"
+    d = json.loads(f.read_text()); assert d["stats"]
+    f.write_text(json.dumps(dict(d, stats={}, train_seconds=-1.0)))   # as a run cached before the counts were kept
+    again = run_cached(AGEM(**kw), s, name="agem-test")
+    assert again.stats == first.stats and again.train_seconds >= 0   # trained again
+    assert run_cached(AGEM(**kw), s, name="agem-test").train_seconds == again.train_seconds   # now read back
 
 
 def test_bad_parameters_are_refused_in_one_line():
