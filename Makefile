@@ -50,13 +50,24 @@ test-small: env
 
 STANDIN := .cache/standin
 FULL_NBS ?= $(sort $(wildcard nbs/*.ipynb))
-# One nbdev-test process per notebook: a single worker running them all keeps each notebook's 124M models and Fisher
-# estimates until it ends, and was killed out of memory on this 24 GB machine; on its own no notebook needs more than 16 GB.
+# The notebooks that hold little memory at full size share one nbdev-test process (torch and transformers imported once,
+# not once each: about 50 s less); every other one runs in its own process: a single worker running them all keeps each
+# notebook's 124M models and Fisher estimates until it ends, and was killed out of memory on this 24 GB machine (the
+# shared ones peak at about 6 GB together; on its own no notebook needs more than 16 GB).
+FULL_SHARED := 00_setup 00a_registry 01_models 02_attention 02a_attention_cost 03_data 03a_blocks 04_training 04b_own_data \
+  05_metrics 05a_plots 06_baselines 07_fisher 10_lora 12a_dashboard 13_cli index
+FULL_ENV = PATH="$(abspath $(BIN)):$$PATH" CL_COURSE_SIZE=full CL_COURSE_BUDGET=smoke CL_COURSE_MODEL_DIR="$(abspath $(STANDIN))/gpt2" \
+  CL_COURSE_DATA="$(abspath $(STANDIN))/wikitext"
 test-full: env
 	$(BIN)/python tests/standin.py $(STANDIN) >/dev/null
-	@failed=; t0=$$(date +%s); for nb in $(FULL_NBS); do t=$$(date +%s); \
-	  PATH="$(abspath $(BIN)):$$PATH" CL_COURSE_SIZE=full CL_COURSE_BUDGET=smoke CL_COURSE_MODEL_DIR="$(abspath $(STANDIN))/gpt2" \
-	    CL_COURSE_DATA="$(abspath $(STANDIN))/wikitext" nbdev-test "$$nb" --n-workers 1 --flags "slow gpu" || failed="$$failed $$nb"; \
+	@failed=; t0=$$(date +%s); shared=; alone=; for nb in $(FULL_NBS); do b=$$(basename $$nb .ipynb); \
+	  case " $(FULL_SHARED) " in *" $$b "*) shared="$$shared$${shared:+|}$$b";; *) alone="$$alone $$nb";; esac; done; \
+	if [ -n "$$shared" ]; then t=$$(date +%s); \
+	  $(FULL_ENV) nbdev-test nbs --file-re "^($$shared)\.ipynb$$" --n-workers 1 --timing --flags "slow gpu" > .cache/test-full-shared.log 2>&1 \
+	    || failed="$$failed [one of $$shared]"; sed -E 's/^([^ ]+\.ipynb): ([0-9]+) secs$$/[time] full size \1: \2 s/' .cache/test-full-shared.log; \
+	  echo "[time] full size, shared process: $$(( $$(date +%s) - t )) s"; fi; \
+	for nb in $$alone; do t=$$(date +%s); \
+	  $(FULL_ENV) nbdev-test "$$nb" --n-workers 1 --flags "slow gpu" || failed="$$failed $$nb"; \
 	  echo "[time] full size $$(basename $$nb): $$(( $$(date +%s) - t )) s"; \
 	done; echo "[time] test-full: $$(( $$(date +%s) - t0 )) s"; if [ -n "$$failed" ]; then echo "failed at full size:$$failed" >&2; exit 1; fi
 

@@ -124,13 +124,14 @@ def per_sample_sq_grads(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor 
             if p.requires_grad and d is not None: uses.setdefault(id(p), []).append((m, k, x, d.float()))
     for us in uses.values(): us.sort(key=lambda u: type(u[0]) is nn.Embedding)   # embeddings last: they add into the others' result
     out = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in model.named_parameters() if p.requires_grad}
-    step = max(1, max_elements // max(p.numel() for p in model.parameters() if p.requires_grad))   # blocks at a time
     with torch.no_grad():
-        for i in range(0, B, step):
-            for pid, us in uses.items():
+        for pid, us in uses.items():   # weight by weight, as many blocks at a time as `max_elements` allows for its size
+            o = out[names[pid]]
+            step = max(1, max_elements // o.numel())
+            for i in range(0, B, step):
                 g = None      # (b, *shape): the blocks' gradients, every use of the weight added
                 for m, k, x, d in us: g = _per_sample_grad(m, k, x[i:i + step], d[i:i + step], acc=g)
-                for g_b in g: out[names[pid]].addcmul_(g_b, g_b)
+                for g_b in g: o.addcmul_(g_b, g_b)   # Σ_b g_b², block by block (the same sum, to the bit, at any chunk size)
     return out
 
 # %% ../nbs/07_fisher.ipynb #58160237

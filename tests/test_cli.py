@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -64,14 +63,19 @@ def test_bad_input_exits_2_with_one_line(args, msg, tmp_path, monkeypatch):
         assert r.returncode == 2 and msg in one_line(r), r.stderr
 
 
-def run_main(*args) -> tuple[int, str]:
-    "`cl-course ...` in this process: exit status and stderr."
+def run_main(*args, stdout: bool = False) -> tuple:
+    "`cl-course ...` in this process: exit status and stderr (and stdout if asked)."
     from cl_course.cli import main
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
         try: code = main(list(args))
         except SystemExit as e: code = e.code
-    return code, err.getvalue()
+    return (code, err.getvalue(), out.getvalue()) if stdout else (code, err.getvalue())
+
+
+def lines_of(err: str) -> list[str]:
+    "The lines a command printed on stderr; a failure prints exactly one, starting with 'cl-course', and no traceback."
+    return err.strip().splitlines()
 
 
 def test_out_is_a_file(tmp_path):
@@ -163,28 +167,29 @@ def test_ctrl_c_swallowed_by_a_library_still_stops(tmp_path, kind):
 
 
 def test_run_resume_and_refuse_other_configuration(tmp_path):
+    "In this process (the real command's own paths are tested above): run, refuse, resume, refuse another configuration."
     out = tmp_path / "bench"
-    r = cli("run", "--methods", "naive,replay", "--out", str(out), *SMOKE)
-    assert r.returncode == 0, r.stderr
-    assert "naive" in r.stdout and "replay" in r.stdout and "ACC" in r.stdout
+    code, err, stdout = run_main("run", "--methods", "naive,replay", "--out", str(out), *SMOKE, stdout=True)
+    assert code == 0, err
+    assert "naive" in stdout and "replay" in stdout and "ACC" in stdout
     table = pd.read_csv(out / "results.csv")
     assert list(table["method"]) == ["naive", "replay"]
     # the same folder again without --resume is refused, with --resume it reuses the finished runs
-    r2 = cli("run", "--methods", "naive,replay", "--out", str(out), *SMOKE)
-    assert r2.returncode == 2 and "--resume" in one_line(r2)
-    r3 = cli("run", "--methods", "naive,replay", "--out", str(out), "--resume", *SMOKE[:-1])
-    assert r3.returncode == 0 and r3.stderr.count("read back") == 2, r3.stderr
-    assert "\r" not in r3.stderr   # not a terminal: no progress bars, plain lines
+    code, err = run_main("run", "--methods", "naive,replay", "--out", str(out), *SMOKE)
+    assert code == 2 and len(lines_of(err)) == 1 and "--resume" in err and "Traceback" not in err, err
+    code, err = run_main("run", "--methods", "naive,replay", "--out", str(out), "--resume", *SMOKE[:-1])
+    assert code == 0 and err.count("read back") == 2, err
+    assert "\r" not in err   # not a terminal: no progress bars, plain lines
     pd.testing.assert_frame_equal(pd.read_csv(out / "results.csv"), table)
     # another configuration in the same folder: refused unless --overwrite
-    r4 = cli("run", "--methods", "naive", "--out", str(out), "--lr", "0.002", *SMOKE)
-    assert r4.returncode == 2 and "different configuration" in one_line(r4) and "lr" in r4.stderr
+    code, err = run_main("run", "--methods", "naive", "--out", str(out), "--lr", "0.002", *SMOKE)
+    assert code == 2 and len(lines_of(err)) == 1 and "different configuration" in err and "lr" in err, err
 
 
 def test_interrupted_run_resumes_without_redoing_finished_methods(tmp_path):
     "Ctrl-C after the first method finished: exit 130, one line; --resume reads it back, says where it resumes, runs the rest."
     out = tmp_path / "bench"
-    slow = ["--max-train-blocks", "64", "--epochs", "2", "--quiet"]   # replay's later tasks leave time to press Ctrl-C
+    slow = ["--max-train-blocks", "32", "--epochs", "2", "--quiet"]   # replay's later tasks leave time to press Ctrl-C
     p = subprocess.Popen([sys.executable, "-m", "cl_course.cli", "run", "--methods", "naive,replay", "--out", str(out), *slow],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -201,8 +206,8 @@ def test_interrupted_run_resumes_without_redoing_finished_methods(tmp_path):
     assert p.returncode == 130 and err.strip().splitlines()[-1].startswith("cl-course: interrupted"), err
     assert "--resume" in err and "Traceback" not in err
     naive_before = (out / "runs" / "naive-seed0.json").read_text()
-    r = cli("run", "--methods", "naive,replay", "--out", str(out), "--resume", *slow[:-1])
-    assert r.returncode == 0, r.stderr
-    assert "naive (seed 0): finished earlier, read back" in r.stderr
-    assert "resuming replay seed 0 at task" in r.stderr, r.stderr
+    code, err = run_main("run", "--methods", "naive,replay", "--out", str(out), "--resume", *slow[:-1])   # in this process
+    assert code == 0, err
+    assert "naive (seed 0): finished earlier, read back" in err
+    assert "resuming replay seed 0 at task" in err, err
     assert (out / "runs" / "naive-seed0.json").read_text() == naive_before

@@ -1,6 +1,5 @@
 "EWC: the Fisher estimates against brute force, padding, the penalty against the explicit sum over tasks, online EWC, checkpoints, bad input, the widget's callback."
 import math
-import warnings
 from types import SimpleNamespace
 
 import matplotlib
@@ -90,10 +89,13 @@ def test_layer_by_layer_equals_the_loop(tied, frozen, pad):
     if pad == "none": mask = torch.ones_like(mask)
     tgt = next_token_targets(dict(labels=ids.masked_fill(mask == 0, -100), attention_mask=mask))
     ref = per_sample_sq_grads_loop(model, ids, mask, tgt)
-    for max_elements in (2**26, 1):   # all blocks at once, one block at a time
-        got = per_sample_sq_grads(model, ids, mask, tgt, max_elements=max_elements)
+    runs = {}
+    for max_elements in (2**26, 1000, 1):   # all blocks at once, some weights in chunks, one block at a time
+        got = runs[max_elements] = per_sample_sq_grads(model, ids, mask, tgt, max_elements=max_elements)
         assert set(got) == set(ref) and (frozen is None or frozen not in got) and not any(v.requires_grad for v in got.values())
         assert max_rel_diff(got, ref) <= 1e-6
+    for n in ref:   # the blocks' squares are added in block order whatever the chunk: the same sum to the bit
+        assert torch.equal(runs[1000][n], runs[2**26][n]) and torch.equal(runs[1][n], runs[2**26][n]), n
 
 
 @pytest.mark.parametrize("tied, freeze_embedding", [(True, False), (False, False), (True, True)])
