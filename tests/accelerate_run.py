@@ -6,6 +6,7 @@
 Without dropout the two compute the same gradients up to the order of float sums, so their task matrices agree
 closely. 9 training blocks in batches of 4: the last batch has one row, so the second process gets none (weight 0).
 """
+import dataclasses
 import sys
 
 import numpy as np
@@ -14,13 +15,14 @@ from torch import nn
 
 from cl_course.train import Method, distributed
 from cl_course.config import course_config
-from cl_course.stream import prepare_stream, run_stream
+from cl_course.stream import prepare_stream, run_stream, stream_loaders
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    stream = prepare_stream(course_config("small", "default", n_tasks=2, max_train_blocks=9, max_eval_blocks=8, batch_size=4,
-                                          epochs=2, progress=False))
-    model = stream.new_model()
+    base = prepare_stream(course_config("small", "default", n_tasks=2, max_train_blocks=9, max_eval_blocks=8, epochs=2, progress=False))
+    model = base.new_model()   # pretrained at the course's batch size: the model the notebooks cached (its key has the batch size)
+    c = base.config.replace(batch_size=4)
+    stream = dataclasses.replace(base, config=c, loaders=stream_loaders(c, base.tasks, base.tokenizer))
     for m in model.modules():
         if isinstance(m, nn.Dropout): m.p = 0.0   # the same function on every process (sdpa reads attn_dropout.p too)
     r = run_stream(Method(), stream, model=model)

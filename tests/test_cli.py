@@ -1,7 +1,5 @@
 """The `cl-course` command: every mistake a user can make exits with status 2 and one line, Ctrl-C with 130 and
 one line, the parser answers without importing PyTorch, a run writes its table and --resume reuses it."""
-import contextlib
-import io
 import os
 import signal
 import subprocess
@@ -10,6 +8,8 @@ import time
 
 import pandas as pd
 import pytest
+
+from cli_helpers import lines_of, run_main
 
 QUICK = ["--max-train-blocks", "16", "--epochs", "1", "--quiet"]
 SMOKE = ["--budget", "smoke", "--quiet"]   # two tasks, two steps each: the same code paths in seconds
@@ -61,21 +61,6 @@ def test_bad_input_exits_2_with_one_line(args, msg, tmp_path, monkeypatch):
     if args[:3] in (["run", "--methods", "naive,sgd"], ["run", "--method", "naive"], []):
         r = cli(*args, cwd=tmp_path)
         assert r.returncode == 2 and msg in one_line(r), r.stderr
-
-
-def run_main(*args, stdout: bool = False) -> tuple:
-    "`cl-course ...` in this process: exit status and stderr (and stdout if asked)."
-    from cl_course.cli import main
-    err, out = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-        try: code = main(list(args))
-        except SystemExit as e: code = e.code
-    return (code, err.getvalue(), out.getvalue()) if stdout else (code, err.getvalue())
-
-
-def lines_of(err: str) -> list[str]:
-    "The lines a command printed on stderr; a failure prints exactly one, starting with 'cl-course', and no traceback."
-    return err.strip().splitlines()
 
 
 def test_out_is_a_file(tmp_path):

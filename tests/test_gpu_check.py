@@ -84,7 +84,7 @@ def test_dry_run_writes_every_part(dry_run):
     from cl_course.models import n_params
     g = _load()
     rec = json.loads((dry_run / "gpu_check.json").read_text())
-    assert rec["dry_run"] and rec["device"] == "cpu" and list(rec["parts"]) == ["smoke", "throughput", "attention"]
+    assert rec["dry_run"] and rec["device"] == "cpu" and list(rec["parts"]) == ["smoke", "throughput", "attention", "ewc"]
     assert all(p["ok"] for p in rec["parts"].values())
     assert rec["versions"]["datasets"] is None   # run where `datasets` was not to be found
     # the stand-in: GPT-2's vocabulary and positions at the dry run's tiny width, counted independently
@@ -125,7 +125,20 @@ def test_dry_run_writes_every_part(dry_run):
     assert all(e["time_exponent"] is not None and e["memory_exponent"] is not None for e in att["exponents"])
     assert not att["out_of_memory"] and set(att["longest_without_oom"].values()) == {256}
 
+    ewc = rec["parts"]["ewc"]
+    small, stand = (json.loads((dry_run / f).read_text()) for f in ("ewc_overhead_small.json", "ewc_overhead_gpt2_standin.json"))
+    step = small["train_step"]
+    assert ewc["ewc_over_naive_step"] == pytest.approx(step["ewc"]["median"] / step["naive"]["median"], rel=1e-12)
+    assert small["repeats"] == stand["repeats"] == 5 and "exact" not in small   # the dry run's sizes reached the script
+    assert stand["params"] == n == ewc["standin_params"] and stand["fisher"]["blocks"] == ewc["standin_fisher"]["blocks"] == 4
+    for rec_f, f in ((ewc["small_fisher"], small["fisher"]), (ewc["standin_fisher"], stand["fisher"])):
+        t = f["timing"]
+        assert rec_f["hooks_over_batched_floor"] == pytest.approx(t["hooks"]["median"] / t["batched_floor"]["median"], rel=1e-12)
+        assert rec_f["max_rel_diff_hooks_vs_loop"] <= 1e-5   # the layer-by-layer Fisher agrees with the loop of backward passes
+        assert isinstance(f["peak_memory_MB"], str)   # --no-peak-memory: no extra processes in the dry run
+
     md = (dry_run / "gpu_check.md").read_text()
+    assert "## (d) EWC and the per-sample Fisher" in md
     assert f"all {len(METHODS)} methods" in md and all(f"| {m} |" in md for m in METHODS) and "MFU" in md and "FAILED" not in md
 
 

@@ -4,8 +4,6 @@ made with; resuming on other data (another $CL_COURSE_DATA) is refused naming th
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from cl_course.models import load_tokenizer
 from cl_course.train import Method
 from cl_course.config import course_config
 from cl_course.stream import identity_diff, prepare_stream, run_stream
+from cli_helpers import lines_of, run_main
 
 TINY = dict(pretrain_articles=0, n_tasks=2, max_train_blocks=4, max_eval_blocks=2, epochs=1, progress=False)
 
@@ -141,17 +140,16 @@ def test_dashboard_keeps_one_folder_per_configuration(corpora, tmp_path, monkeyp
     assert back["table"].equals(first["table"])
 
 
-def cli(*args, env=None, cwd=None):
-    return subprocess.run([sys.executable, "-m", "cl_course.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=900, cwd=cwd)
-
-
-def test_cli_resume_after_changing_cl_course_data_is_refused(corpora, tmp_path):
+def test_cli_resume_after_changing_cl_course_data_is_refused(corpora, tmp_path, monkeypatch):
+    "`cl-course run` in this process (its real command is tested in test_cli), with $CL_COURSE_DATA changed between runs."
     quick = ["--methods", "naive", "--n-tasks", "2", "--max-train-blocks", "4", "--epochs", "1", "--quiet", "--out", str(tmp_path / "o")]
-    r = cli("run", *quick, env={"CL_COURSE_DATA": str(corpora["a"])}, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    r = cli("run", *quick, "--resume", "--overwrite", env={"CL_COURSE_DATA": str(corpora["a"])}, cwd=tmp_path)
-    assert r.returncode == 2 and "choose one" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    r = cli("run", *quick, "--resume", env={"CL_COURSE_DATA": str(corpora["b"])}, cwd=tmp_path)
-    lines = r.stderr.strip().splitlines()
-    assert r.returncode == 2 and len(lines) == 1 and "data fingerprint" in lines[0] and "Traceback" not in r.stderr, r.stderr
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CL_COURSE_DATA", str(corpora["a"]))
+    code, err = run_main("run", *quick)
+    assert code == 0, err
+    code, err = run_main("run", *quick, "--resume", "--overwrite")
+    assert code == 2 and "choose one" in err and len(lines_of(err)) == 1, err
+    monkeypatch.setenv("CL_COURSE_DATA", str(corpora["b"]))
+    code, err = run_main("run", *quick, "--resume")
+    lines = lines_of(err)
+    assert code == 2 and len(lines) == 1 and "data fingerprint" in lines[0] and "Traceback" not in err, err

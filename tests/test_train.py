@@ -168,7 +168,7 @@ def test_the_pretrained_start_depends_on_the_corpus_not_on_the_task_split(tmp_pa
         if task_id == -1: calls.append(config.epochs)
         return real(model, loader, method, config, task_id, **kw)
     monkeypatch.setattr(stream_module, "train_task", counting)
-    cfg = course_config("small", pretrain_epochs=1, max_train_blocks=8, max_eval_blocks=2, epochs=1, progress=False)
+    cfg = course_config("small", pretrain_epochs=1, pretrain_articles=4, max_train_blocks=8, max_eval_blocks=2, epochs=1, progress=False)
     first = prepare_stream(cfg)
     w0 = first.new_model().state_dict()
     for other in (cfg.replace(n_tasks=3), cfg.replace(stream_seed=1), cfg.replace(n_tasks=2, stream_seed=5)):

@@ -1,0 +1,18 @@
+"""`cl-course` in the test's own process: the real `main`, without a new interpreter's imports (seconds a call)."""
+import contextlib
+import io
+
+
+def run_main(*args, stdout: bool = False) -> tuple:
+    "`cl-course ...` in this process: exit status and stderr (and stdout if asked)."
+    from cl_course.cli import main
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        try: code = main(list(args))
+        except SystemExit as e: code = e.code
+    return (code, err.getvalue(), out.getvalue()) if stdout else (code, err.getvalue())
+
+
+def lines_of(err: str) -> list[str]:
+    "The lines a command printed on stderr; a failure prints exactly one, starting with 'cl-course', and no traceback."
+    return err.strip().splitlines()
