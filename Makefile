@@ -24,14 +24,15 @@ test-assets:
 # built once in .cache/standin; offline they stand in for the hub's gpt2 and WikiText's train split), and the pytest tests.
 # They run in two lanes side by side, each with half the cores' threads: on 2 cores two one-thread jobs get through more
 # than one two-thread job at a time (PyTorch's kernels on these small shapes scale poorly; benchmarks/results/ci_times.json).
-# The full-size notebooks stay one at a time (memory); the pytest files come in five parts that fill whichever lane is free.
+# The full-size notebooks stay one at a time (memory); the pytest files come in five parts that fill whichever lane is free,
+# longest first (benchmarks/results/ci_times.json has each part's time).
 # -k: a failure in one part does not keep the others from running and reporting.
 LANE_THREADS := $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n > 3 ? n / 2 : 1 )))
 test: env test-assets
 	@t=$$(date +%s); $(MAKE) --no-print-directory -k -j2 --output-sync=line OMP_NUM_THREADS=$(LANE_THREADS) MKL_NUM_THREADS=$(LANE_THREADS) \
 	  test-lanes; rc=$$?; echo "[time] both lanes: $$(( $$(date +%s) - t )) s"; exit $$rc
 
-test-lanes: test-small test-full py-1 py-2 py-3 py-4 py-rest
+test-lanes: test-small test-full py-4 py-3 py-2 py-rest py-1
 
 # The small configuration alone (no full-size notebooks): the small notebooks and the pytest files, in the same two lanes.
 test-quick: env test-assets
