@@ -13,6 +13,9 @@ def run_main(*args, stdout: bool = False) -> tuple:
     return (code, err.getvalue(), out.getvalue()) if stdout else (code, err.getvalue())
 
 
-def lines_of(err: str) -> list[str]:
-    "The lines a command printed on stderr; a failure prints exactly one, starting with 'cl-course', and no traceback."
-    return err.strip().splitlines()
+def one_line_of(err: str) -> str:
+    "The single line a failed command printed on stderr, starting with 'cl-course' and with no traceback (fails the test otherwise)."
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cl-course"), err
+    assert "Traceback" not in err
+    return lines[0]
