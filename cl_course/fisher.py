@@ -126,8 +126,7 @@ def per_sample_sq_grads(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor 
     out = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in model.named_parameters() if p.requires_grad}
     with torch.no_grad():
         for pid, us in uses.items():   # weight by weight, as many blocks at a time as `max_elements` allows for its size
-            o = out[names[pid]]
-            step = max(1, max_elements // o.numel())
+            o = out[names[pid]]; step = max(1, max_elements // o.numel())
             for i in range(0, B, step):
                 g = None      # (b, *shape): the blocks' gradients, every use of the weight added
                 for m, k, x, d in us: g = _per_sample_grad(m, k, x[i:i + step], d[i:i + step], acc=g)
