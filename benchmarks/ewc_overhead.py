@@ -9,7 +9,11 @@ flagged "noisy". Ratios are of medians measured in the same run (the machine may
     python benchmarks/ewc_overhead.py --size full          # GPU, pretrained gpt2
 
 1. EWC training step / naive training step: same model, same batch, same optimizer settings; the EWC method holds a
-   Fisher and anchor for every parameter (as after the first task). Also timed: the same step with the penalty as it
+   Fisher and anchor for every parameter (as after the first task). Run in `--step-processes` fresh processes (7 by
+   default), each interleaving its own repeats: on this shared 2-core VM one process's ratio of medians moved between
+   0.96 and 1.12 over runs of the same code, while each repeat's ratio to the naive repeat next to it in time varies
+   less, so a process's estimate is the median of those paired ratios, and the record's is the median over the
+   processes (each process's ratio of medians is kept too). Also timed: the same step with the penalty as it
    was before `QuadraticPenalty` (list kernels forward, autograd's per-tensor backward), and the penalty alone three
    ways (`EWC.penalty`, autograd through the list kernels, a Python loop over the parameters).
 2. The per-sample (empirical) Fisher of the same blocks, `fisher_diag(..., per_sample=...)`: layer by layer ("hooks"),
@@ -26,7 +30,7 @@ flagged "noisy". Ratios are of medians measured in the same run (the machine may
 size of `gpt2` without a download) and random token blocks. Writes benchmarks/results/ewc_overhead.json
 (ewc_overhead_gpt2_standin.json with --stand-in).
 """
-import argparse, copy, json, subprocess, sys, time
+import argparse, copy, json, statistics, subprocess, sys, time
 from pathlib import Path
 
 import torch
@@ -151,33 +155,65 @@ def autograd_ewc_class():
     return AutogradEWC
 
 
-def course(a) -> dict:
-    "Parts 1-3 on the course's model and data."
+def step_methods(model, loader):
+    "(EWC, the same EWC with the penalty differentiated by autograd), holding a Fisher and anchor for every parameter (as after a first task)."
     from cl_course.ewc import EWC
-    from cl_course.fisher import exact_sq_grads, keep_positions, next_token_targets
-    from oracles import exact_sq_grads_bruteforce   # tests/oracles.py: the reference, not part of the library
-    from cl_course.train import Method, _to, make_optimizer, training_step
-    AutogradEWC = autograd_ewc_class()
-
-    cfg, loader, model = setup = course_setup(a)
-    device = next(model.parameters()).device
-    batch = _to(next(iter(loader)), device)
-    res = dict(model=cfg.model, params=sum(p.numel() for p in model.parameters()), batch_size=cfg.batch_size,
-               block_size=cfg.block_size, steps_per_repeat=a.steps)
-
-    # 1. training step: naive vs EWC (a Fisher and anchor for every trainable parameter)
     ewc = EWC(max_fisher_samples=16)
     ewc.after_task(model, 0, loader)
+    autograd_ewc = autograd_ewc_class()(max_fisher_samples=16)
+    autograd_ewc.fisher, autograd_ewc.anchor = ewc.fisher, ewc.anchor
+    return ewc, autograd_ewc
+
+
+def step_times(a, setup=None, methods=None) -> dict[str, list[float]]:
+    "Part 1 in this process: seconds per training step of naive, EWC and EWC with autograd's penalty, `a.repeats` interleaved repeats."
+    from cl_course.train import Method, _to, make_optimizer, training_step
+    cfg, loader, model = setup or course_setup(a)
+    batch = _to(next(iter(loader)), next(model.parameters()).device)
+    ewc, autograd_ewc = methods or step_methods(model, loader)
     def steps(method):
         params = method.trainable_parameters(model)
         opt, sched = make_optimizer(params, cfg, 10**6)
         return timed(lambda: [training_step(model, batch, method, 1, opt, sched, cfg, params) for _ in range(a.steps)])
-    autograd_ewc = AutogradEWC(max_fisher_samples=16)
-    autograd_ewc.fisher, autograd_ewc.anchor = ewc.fisher, ewc.anchor
     variants = {"naive": steps(Method()), "ewc": steps(ewc), "ewc_autograd_foreach": steps(autograd_ewc)}
-    step = {k: summary([t / a.steps for t in v]) for k, v in interleaved(variants, a.repeats).items()}
-    res.update(train_step=step, ewc_over_naive_step=step["ewc"]["median"] / step["naive"]["median"],
-               ewc_autograd_foreach_over_naive_step=step["ewc_autograd_foreach"]["median"] / step["naive"]["median"])
+    return {k: [t / a.steps for t in v] for k, v in interleaved(variants, a.repeats).items()}
+
+
+def step_times_in_fresh_process(a) -> dict[str, list[float]]:
+    "`step_times` in a fresh process running this script with --step-times-only."
+    args = [sys.executable, __file__, "--step-times-only", "--threads", str(a.threads), "--repeats", str(a.repeats), "--steps", str(a.steps)]
+    args += ["--size", a.size] if a.size else []
+    return json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
+
+
+def course(a) -> dict:
+    "Parts 1-3 on the course's model and data."
+    from cl_course.fisher import exact_sq_grads, keep_positions, next_token_targets
+    from oracles import exact_sq_grads_bruteforce   # tests/oracles.py: the reference, not part of the library
+
+    cfg, loader, model = setup = course_setup(a)
+    device = next(model.parameters()).device
+    res = dict(model=cfg.model, params=sum(p.numel() for p in model.parameters()), batch_size=cfg.batch_size,
+               block_size=cfg.block_size, steps_per_repeat=a.steps)
+
+    # 1. training step: naive vs EWC, in fresh processes (one process's ratio moves by several %)
+    ewc, autograd_ewc = step_methods(model, loader)
+    runs = ([step_times(a, setup, (ewc, autograd_ewc))] if a.step_processes == 1 else
+            [step_times_in_fresh_process(a) for _ in range(a.step_processes)])
+    step = {k: summary([t for r in runs for t in r[k]]) for k in runs[0]}   # every repeat of every process
+    paired = lambda r, k: statistics.median(x / y for x, y in zip(r[k], r["naive"]))   # repeat by repeat: neighbours in time
+    of_medians = lambda r, k: statistics.median(r[k]) / statistics.median(r["naive"])
+    for k in ("ewc", "ewc_autograd_foreach"):
+        per_proc = [paired(r, k) for r in runs]
+        res[f"{k}_over_naive_step"] = statistics.median(per_proc)
+        res[f"{k}_over_naive_step_per_process"] = per_proc
+        res[f"{k}_over_naive_step_spread"] = (max(per_proc) - min(per_proc)) / statistics.median(per_proc)
+        res[f"{k}_over_naive_step_ratio_of_medians_per_process"] = [of_medians(r, k) for r in runs]
+        res[f"{k}_over_naive_step_ratio_of_medians"] = statistics.median(res[f"{k}_over_naive_step_ratio_of_medians_per_process"])
+    res.update(train_step=step, step_processes=len(runs), repeats_per_process=len(runs[0]["naive"]),
+               ewc_over_naive_step_of="the median over fresh processes of each process's median of paired ratios (EWC repeat r / "
+                                      "naive repeat r, run next to each other); spread = (max - min) / median over the processes; "
+                                      "the same with each process's ratio of medians in *_ratio_of_medians")
 
     # the penalty alone, forward and backward, 10 calls per repeat: EWC.penalty (QuadraticPenalty: list kernels forward
     # and backward), the same list kernels differentiated by autograd (the penalty before), a Python loop over parameters
@@ -228,11 +264,17 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--tiny", action="store_true", help=f"with --stand-in: GPT-2's vocabulary in a tiny model ({TINY}), for a dry run")
     ap.add_argument("--no-peak-memory", dest="peak_memory", action="store_false", help="skip the peak-memory processes of part 2")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--step-processes", type=int, default=7, help="fresh processes for the training-step comparison (1: this process)")
+    ap.add_argument("--step-times-only", action="store_true", help=argparse.SUPPRESS)   # internal: part 1 once, print its seconds
     ap.add_argument("--peak-memory-of", choices=list(WAYS), help=argparse.SUPPRESS)   # internal: one call, print its memory
     a = ap.parse_args(argv)
     a.repeats = a.repeats or (5 if a.stand_in else 15)
     if a.repeats < 5: ap.error("--repeats must be >= 5")
+    if a.step_processes < 1: ap.error("--step-processes must be >= 1")
     torch.set_num_threads(a.threads)
+    if a.step_times_only:
+        print(json.dumps(step_times(a)))
+        return
     if a.peak_memory_of:
         model, blocks = fisher_setup(a)
         if a.device.startswith("cuda"):   # the GPU's allocations, not the process's resident memory
@@ -255,7 +297,10 @@ def main(argv: list[str] | None = None) -> dict:
     f = res["fisher"]
     ms = lambda s: f"{s['median'] * 1e3:.0f} ms (spread {s['spread']:.0%})"
     if not a.stand_in:
-        print(f"EWC step / naive step: {res['ewc_over_naive_step']:.3f}  (median {ms(res['train_step']['ewc'])} vs {ms(res['train_step']['naive'])})")
+        print(f"EWC step / naive step: {res['ewc_over_naive_step']:.3f}, the median over {res['step_processes']} processes of their "
+              "medians of paired ratios: " + ", ".join(f"{x:.3f}" for x in res["ewc_over_naive_step_per_process"])
+              + f" (ratios of medians: {res['ewc_over_naive_step_ratio_of_medians']:.3f}; all repeats: "
+              f"{ms(res['train_step']['ewc'])} vs {ms(res['train_step']['naive'])})")
     print(f"per-sample Fisher of {f['blocks']} blocks: loop {ms(f['timing']['loop'])}, layer by layer {ms(f['timing']['hooks'])}, "
           f"torch.func {ms(f['timing']['vmap'])}, batched floor {ms(f['timing']['batched_floor'])}")
     print(f"  layer by layer / floor {f['hooks_over_batched_floor']:.2f}, torch.func / floor {f['vmap_over_batched_floor']:.2f}")

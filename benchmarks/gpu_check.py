@@ -4,7 +4,7 @@
                   (`cl_course.benchmark.run_benchmark`): every code path runs to the end;
   (b) throughput  the course's loop against `transformers.Trainer` on gpt2-124M shapes at block 1,024, side by side in
                   one run, each plain and with its fast options (torch.compile, fused AdamW; the course's `--fast`)
-                  (benchmarks/train_throughput.py): tokens/s and model-FLOPs utilisation,
+                  (benchmarks/train_throughput.py), then the fast path at batch 8, 16 and 32: tokens/s and model-FLOPs utilisation,
                   MFU = 6·N·tokens/s / the GPU's bf16 dense peak (table below; an unknown GPU gets no MFU, and a note);
   (c) attention   the attention scaling sweep (benchmarks/attention_scaling.py) at long lengths, in bf16;
   (d) ewc         EWC's training step against naive's on the course's small model, and the per-sample Fisher at 124M
@@ -20,7 +20,7 @@ machine reaches no hub. Random weights change no timing; the smoke checks that t
                                                  # temporary folder (or --out), never to benchmarks/results/gpu/
 
 Writes, after each part: gpu_check.json (every part's results, or its error), gpu_check.md (a short summary),
-smoke_results.csv, smoke_summary.csv, train_throughput.json, attention_scaling.json, ewc_overhead_small.json and
+smoke_results.csv, smoke_summary.csv, train_throughput.json, train_throughput_batches.json, attention_scaling.json, ewc_overhead_small.json and
 ewc_overhead_gpt2_standin.json. Exit status 1 if a part failed.
 It imports only what the GPU machine has (no datasets, ipywidgets, bertviz or nbdev); benchmarks/README.md has the
 device command.
@@ -66,12 +66,14 @@ BF16_DENSE_PEAK_TFLOPS = [
 
 # the sizes of each part: on a GPU, and in the dry run (CPU, tiny)
 SIZES = {
-    "gpu": dict(throughput=dict(block_size=1024, batch_size=8, max_train_blocks=256, repeats=5, compile_backend="inductor"),
+    "gpu": dict(throughput=dict(block_size=1024, batch_size=8, max_train_blocks=256, repeats=5, compile_backend="inductor",
+                                 fast_batch_sizes=[8, 16, 32], fast_repeats=3, fast_backend="inductor"),
                 attention=dict(lengths=[1024, 2048, 4096, 8192, 16384, 32768, 65536], dtype="bfloat16", repeats=3, min_length=4096),
                 ewc=dict(course=[], stand_in=["--fisher-blocks", "32"])),
-    "dry-run": dict(throughput=dict(block_size=64, batch_size=4, max_train_blocks=8, repeats=5, compile_backend="aot_eager"),
+    "dry-run": dict(throughput=dict(block_size=64, batch_size=4, max_train_blocks=8, repeats=5, compile_backend="aot_eager",
+                                     fast_batch_sizes=[2, 8], fast_repeats=1, fast_backend="eager"),
                     attention=dict(lengths=[64, 128, 256], dtype="float32", repeats=1, min_length=64),
-                    ewc=dict(course=["--repeats", "5", "--steps", "1", "--fisher-blocks", "4", "--exact-tokens", "0", "--no-peak-memory"],
+                    ewc=dict(course=["--repeats", "5", "--steps", "1", "--step-processes", "1", "--fisher-blocks", "4", "--exact-tokens", "0", "--no-peak-memory"],
                              stand_in=["--tiny", "--fisher-blocks", "4", "--block-size", "32", "--repeats", "5", "--no-peak-memory"])),
 }
 TINY = dict(n_layer=2, n_embd=64, n_head=2)   # the dry run's stand-in: GPT-2's vocabulary, positions and tokenizer
@@ -133,7 +135,7 @@ def part_smoke(model: Path, data: Path, work: Path, out: Path) -> dict:
 
 def part_throughput(model: Path, data: Path, out: Path, size: dict, peak: tuple[float | None, str]) -> dict:
     "The course's loop and transformers.Trainer, interleaved, at `size`; tokens/s and MFU of each."
-    from train_throughput import measure, report
+    from train_throughput import batch_sweep, measure, report
     from cl_course.config import course_config
     cfg = course_config("full", "default", model=str(model), data=str(data), block_size=size["block_size"],
                         batch_size=size["batch_size"], max_train_blocks=size["max_train_blocks"], n_tasks=1, epochs=1, progress=False)
@@ -150,6 +152,13 @@ def part_throughput(model: Path, data: Path, out: Path, size: dict, peak: tuple[
                peak_bf16_dense_tflops=tflops, peak_source=source,
                mfu_definition="6 * n_params * tokens_per_second (of the median epoch) / peak; attention FLOPs left out")
     if tflops is None: res["mfu_note"] = source
+    sweep = batch_sweep(cfg, size["fast_batch_sizes"], size["fast_repeats"], size["fast_backend"])
+    for row in sweep["rows"].values(): row["mfu"] = mfu(r["n_params"], row["tokens_per_second"], tflops)
+    (out / "train_throughput_batches.json").write_text(json.dumps(sweep, indent=1))
+    best = max(sweep["rows"].values(), key=lambda row: row["tokens_per_second"])
+    res["fast_batch_sweep"] = {k: dict(tokens_per_second=v["tokens_per_second"], mfu=v["mfu"], peak_memory_MB=v["peak_memory_MB"],
+                                       spread=v["timing"]["spread"]) for k, v in sweep["rows"].items()}
+    res["fast_best_batch"] = dict(batch_size=best["batch_size"], tokens_per_second=best["tokens_per_second"], mfu=best["mfu"])
     if torch.cuda.is_available():
         res["matmul_bf16_tflops_measured"] = matmul_tflops()
         res["matmul_note"] = "8192^3 bf16 product, mean of 10 after 3 warm-ups: what this GPU reaches on a plain matrix product"
@@ -178,7 +187,8 @@ def part_ewc(data: Path, out: Path, device: str, size: dict) -> dict:
     course = ewc_overhead.main(["--size", "small", "--out", str(out / "ewc_overhead_small.json"), *size["course"]])
     stand = ewc_overhead.main(["--stand-in", "--device", device, "--out", str(out / "ewc_overhead_gpt2_standin.json"), *size["stand_in"]])
     f, g = course["fisher"], stand["fisher"]
-    return dict(ewc_over_naive_step=course["ewc_over_naive_step"], penalty_share_of_naive_step=course["penalty_share_of_naive_step"],
+    return dict(ewc_over_naive_step=course["ewc_over_naive_step"], ewc_over_naive_step_per_process=course["ewc_over_naive_step_per_process"],
+                penalty_share_of_naive_step=course["penalty_share_of_naive_step"],
                 penalty_autograd_over_fused=course["penalty_autograd_over_fused"], small_params=course["params"],
                 small_fisher=dict(blocks=f["blocks"], hooks_over_batched_floor=f["hooks_over_batched_floor"], loop_over_hooks=f["loop_over_hooks"],
                                   max_rel_diff_hooks_vs_loop=f["max_rel_diff_hooks_vs_loop"]),
@@ -215,12 +225,19 @@ def summary_markdown(rec: dict) -> str:
                   f"fast path / plain loop: {part['ratio_fast_over_plain']:.2f}, fast path / Trainer with the same options: "
                   f"{part['ratio_fast_over_trainer_fast']:.2f} (torch.compile backend {part['compile_backend']}). "
                   + (f"Peak {peak:g} TFLOP/s bf16 dense ({part['peak_source']})." if peak else part["mfu_note"] + ".")]
+            if "fast_batch_sweep" in part:
+                L += ["", "The fast path by batch size (the same blocks; what a larger batch buys):", "",
+                      "| batch | tokens/s | MFU | peak memory (MB) |", "|---|---|---|---|"]
+                L += [f"| {k} | {v['tokens_per_second']:,.0f} | {pct(v['mfu'])} | "
+                      f"{'–' if v['peak_memory_MB'] is None else format(v['peak_memory_MB'], ',.0f')} |" for k, v in part["fast_batch_sweep"].items()]
             if "matmul_bf16_tflops_measured" in part:
                 L += [f"A plain bf16 matrix product reached {part['matmul_bf16_tflops_measured']:.0f} TFLOP/s here."]
         elif name == "ewc":
             s, g = part["small_fisher"], part["standin_fisher"]
             L += ["## (d) EWC and the per-sample Fisher", "",
-                  f"EWC step / naive step on the small model ({part['small_params']:,} parameters): {part['ewc_over_naive_step']:.3f}; "
+                  f"EWC step / naive step on the small model ({part['small_params']:,} parameters): {part['ewc_over_naive_step']:.3f} "
+                  f"(the median of {len(part['ewc_over_naive_step_per_process'])} fresh processes' ratios: "
+                  + ", ".join(f"{x:.3f}" for x in part["ewc_over_naive_step_per_process"]) + "); "
                   f"the penalty alone is {part['penalty_share_of_naive_step']:.1%} of a naive step.", "",
                   "| model | blocks | layer by layer / batched floor | loop / layer by layer | agreement with the loop |", "|---|---|---|---|---|",
                   f"| small | {s['blocks']} | {s['hooks_over_batched_floor']:.2f} | {s['loop_over_hooks']:.2f} | {s['max_rel_diff_hooks_vs_loop']:.1e} |",

@@ -79,6 +79,34 @@ def measure(cfg, repeats: int = 5, fast: bool = False, backend: str = "inductor"
                 noisy=any(r["noisy"] for r in res.values()), machine=machine.record())
 
 
+def batch_sweep(cfg, batch_sizes: list[int], repeats: int = 3, backend: str = "inductor") -> dict:
+    """The course's fast path (`fast=True`) on the same blocks at each batch size in `batch_sizes`: one epoch per repeat,
+    after an untimed one (it holds the compilation for that batch's shapes); median seconds, tokens/s and, on a GPU, the
+    peak memory allocated. What the batch choice buys: a larger batch fills the device until the arithmetic saturates."""
+    from cl_course.stream import prepare_stream
+    from cl_course.train import Method, train_task
+    from cl_course import train
+    train.COMPILE_BACKEND = backend
+    cuda, rows = torch.cuda.is_available(), {}
+    for b in batch_sizes:
+        c = cfg.replace(batch_size=b, fast=True)
+        stream = prepare_stream(c)
+        loader = stream.loaders[0][0]
+        def epoch():
+            model = stream.new_model()
+            if cuda: torch.cuda.synchronize()
+            t0 = time.perf_counter(); train_task(model, loader, Method(), c, task_id=0)
+            if cuda: torch.cuda.synchronize()
+            return time.perf_counter() - t0
+        if cuda: torch.cuda.reset_peak_memory_stats()
+        epoch()   # untimed: compilation
+        t = summary([epoch() for _ in range(repeats)])
+        rows[str(b)] = dict(batch_size=b, blocks=len(loader.dataset), steps=len(loader), tokens=loader.dataset.n_tokens, timing=t,
+                            tokens_per_second=loader.dataset.n_tokens / t["median"],
+                            peak_memory_MB=torch.cuda.max_memory_allocated() / 2**20 if cuda else None)
+    return dict(batch_sizes=list(batch_sizes), block_size=cfg.block_size, repeats=repeats, compile_backend=backend, rows=rows)
+
+
 def report(out: dict) -> str:
     "The measurement in two lines of text."
     lines = [f"{k}: median {r['median']:.2f} s, min {r['min']:.2f} s, spread {r['spread']:.0%}{' (noisy)' if r['noisy'] else ''}"

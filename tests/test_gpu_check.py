@@ -1,7 +1,7 @@
 """benchmarks/gpu_check.py at its dry-run size (CPU, tiny stand-in), in an environment without the packages the GPU
 machine lacks (datasets, ipywidgets, bertviz, nbdev, fastcore): every part runs and writes what it measured."""
 import importlib.util
-import json
+import json, statistics
 import math
 import os
 import subprocess
@@ -118,6 +118,14 @@ def test_dry_run_writes_every_part(dry_run):
         tps = raw["tokens"] / raw["timing"][k]["median"]
         assert v["tokens_per_second"] == pytest.approx(tps, rel=1e-12)
         assert v["mfu"] == pytest.approx(6 * n * tps / (PEAK * 1e12), rel=1e-12)
+    sweep = json.loads((dry_run / "train_throughput_batches.json").read_text())   # the fast path by batch size
+    assert list(tp["fast_batch_sweep"]) == [str(b) for b in size["fast_batch_sizes"]] == list(sweep["rows"])
+    for k, v in tp["fast_batch_sweep"].items():
+        row = sweep["rows"][k]
+        assert row["blocks"] == size["max_train_blocks"] and row["steps"] == math.ceil(row["blocks"] / int(k)) and row["batch_size"] == int(k)
+        tps = row["tokens"] / row["timing"]["median"]
+        assert v["tokens_per_second"] == pytest.approx(tps, rel=1e-12) and v["mfu"] == pytest.approx(6 * n * tps / (PEAK * 1e12), rel=1e-12)
+    assert tp["fast_best_batch"]["tokens_per_second"] == max(v["tokens_per_second"] for v in tp["fast_batch_sweep"].values())
 
     att, raw = rec["parts"]["attention"], json.loads((dry_run / "attention_scaling.json").read_text())
     assert att["lengths"] == raw["config"]["lengths"] == g.SIZES["dry-run"]["attention"]["lengths"]
@@ -127,8 +135,11 @@ def test_dry_run_writes_every_part(dry_run):
 
     ewc = rec["parts"]["ewc"]
     small, stand = (json.loads((dry_run / f).read_text()) for f in ("ewc_overhead_small.json", "ewc_overhead_gpt2_standin.json"))
-    step = small["train_step"]
-    assert ewc["ewc_over_naive_step"] == pytest.approx(step["ewc"]["median"] / step["naive"]["median"], rel=1e-12)
+    step = small["train_step"]   # one process in the dry run: its ratio of medians is the record's
+    assert small["step_processes"] == 1 and ewc["ewc_over_naive_step_per_process"] == small["ewc_over_naive_step_per_process"]
+    paired = statistics.median(e / n for e, n in zip(step["ewc"]["seconds"], step["naive"]["seconds"]))   # repeat by repeat
+    assert ewc["ewc_over_naive_step"] == small["ewc_over_naive_step_per_process"][0] == pytest.approx(paired, rel=1e-12)
+    assert small["ewc_over_naive_step_ratio_of_medians"] == pytest.approx(step["ewc"]["median"] / step["naive"]["median"], rel=1e-12)
     assert small["repeats"] == stand["repeats"] == 5 and "exact" not in small   # the dry run's sizes reached the script
     assert stand["params"] == n == ewc["standin_params"] and stand["fisher"]["blocks"] == ewc["standin_fisher"]["blocks"] == 4
     for rec_f, f in ((ewc["small_fisher"], small["fisher"]), (ewc["standin_fisher"], stand["fisher"])):
