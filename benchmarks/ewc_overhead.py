@@ -10,8 +10,8 @@ flagged "noisy". Ratios are of medians measured in the same run (the machine may
 
 1. EWC training step / naive training step: same model, same batch, same optimizer settings; the EWC method holds a
    Fisher and anchor for every parameter (as after the first task). Run in `--step-processes` fresh processes (7 by
-   default), each interleaving its own repeats: on this shared 2-core VM one process's ratio of medians moved between
-   0.96 and 1.12 over runs of the same code, while each repeat's ratio to the naive repeat next to it in time varies
+   default), each interleaving its own repeats: on this shared 2-core VM one process's ratio of medians moved by several
+   percent between runs of the same code, while each repeat's ratio to the naive repeat next to it in time varies
    less, so a process's estimate is the median of those paired ratios, and the record's is the median over the
    processes (each process's ratio of medians is kept too). Also timed: the same step with the penalty as it
    was before `QuadraticPenalty` (list kernels forward, autograd's per-tensor backward), and the penalty alone three
