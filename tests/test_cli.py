@@ -20,14 +20,6 @@ def cli(*args, env=None, cwd=None):
                           env={**os.environ, **(env or {})}, timeout=900, cwd=cwd)
 
 
-def one_line(r) -> str:
-    "The single line a failed command printed on stderr (fails the test otherwise)."
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("cl-course"), r.stderr
-    assert "Traceback" not in r.stderr
-    return lines[0]
-
-
 def stop(p: subprocess.Popen, sig=signal.SIGKILL) -> None:
     "Signal a process group that may already have ended (never hiding the test's own failure)."
     try: os.killpg(p.pid, sig)
@@ -57,22 +49,22 @@ def test_bad_input_exits_2_with_one_line(args, msg, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)   # an empty folder: the default --out (runs/benchmark) holds nothing
     code, err = run_main(*args)
     assert code == 2, err
-    assert msg in one_line(subprocess.CompletedProcess(args, code, "", err))
+    assert msg in one_line_of(err)
     if args[:3] in (["run", "--methods", "naive,sgd"], ["run", "--method", "naive"], []):
         r = cli(*args, cwd=tmp_path)
-        assert r.returncode == 2 and msg in one_line(r), r.stderr
+        assert r.returncode == 2 and msg in one_line_of(r.stderr), r.stderr
 
 
 def test_out_is_a_file(tmp_path):
     f = tmp_path / "README.md"; f.write_text("a file")
     r = cli("run", "--out", str(f), "--methods", "naive")
-    assert r.returncode == 2 and "is a file" in one_line(r)
+    assert r.returncode == 2 and "is a file" in one_line_of(r.stderr)
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a CUDA GPU")
 def test_cuda_without_a_gpu(tmp_path):
     r = cli("run", "--device", "cuda", "--methods", "naive", "--out", str(tmp_path / "o"))
-    assert r.returncode == 2 and "no CUDA GPU" in one_line(r)
+    assert r.returncode == 2 and "no CUDA GPU" in one_line_of(r.stderr)
 
 
 def test_full_size_offline_says_how_to_go_on(tmp_path):
@@ -80,7 +72,7 @@ def test_full_size_offline_says_how_to_go_on(tmp_path):
     env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     r = cli("run", "--size", "full", "--split", "test", "--methods", "naive", "--out", str(tmp_path / "o"), "--quiet", env=env)
     assert r.returncode == 2
-    line = one_line(r)
+    line = one_line_of(r.stderr)
     assert "Could not load the pretrained weights of 'gpt2'" in line and "--size small" in line
 
 
@@ -108,7 +100,7 @@ def test_help_lists_every_method_and_option():
 def test_no_data_reachable_exits_2(tmp_path):
     env = {"CL_COURSE_DATA": "", "HF_HUB_OFFLINE": "1"}
     r = cli("run", "--methods", "naive", "--out", str(tmp_path / "o"), *QUICK, env=env)
-    assert r.returncode == 2 and "CL_COURSE_DATA" in one_line(r)
+    assert r.returncode == 2 and "CL_COURSE_DATA" in one_line_of(r.stderr)
 
 
 @pytest.mark.parametrize("after", [0.5, 0.9, 1.0, 1.5])

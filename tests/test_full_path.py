@@ -16,17 +16,12 @@ from cl_course.models import (MODEL_DIR_ENV, load_model, load_tokenizer, model_c
                               n_params, tokenizer_name_for)
 from cl_course.config import BUDGETS, TrainConfig, course_config
 from cl_course.stream import prepare_stream
+from cli_helpers import one_line_of
 
 
 def cli(*args, env=None, timeout=900):
     return subprocess.run([sys.executable, "-m", "cl_course.cli", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=timeout)
-
-
-def one_line(r) -> str:
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("cl-course") and "Traceback" not in r.stderr, r.stderr
-    return lines[0]
 
 
 def test_folder_loads_bit_for_bit(standin_gpt2):
@@ -73,13 +68,13 @@ def test_bad_model_folders(tmp_path, breakage, msg):
     d = _tiny_folder(tmp_path / "m"); breakage(d)
     with pytest.raises(ValueError, match=msg): load_model(d)
     r = cli("run", "--model", str(d), "--methods", "naive", "--out", str(tmp_path / "o"))
-    assert r.returncode == 2 and msg in one_line(r)
+    assert r.returncode == 2 and msg in one_line_of(r.stderr)
 
 
 def test_missing_folder_and_vocabulary_mismatch(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"): load_model(tmp_path / "nothing")
     r = cli("run", "--model", str(tmp_path / "nothing"), "--methods", "naive", "--out", str(tmp_path / "o"))
-    assert r.returncode == 2 and "does not exist" in one_line(r)
+    assert r.returncode == 2 and "does not exist" in one_line_of(r.stderr)
     d = _tiny_folder(tmp_path / "tiny")   # 1,024 embeddings, and no tokenizer saved: it would get GPT-2's 50,257
     with pytest.raises(ValueError, match="50,257 tokens but the model"): load_model(d, tokenizer=load_tokenizer(d))
 
@@ -93,14 +88,14 @@ def test_budgets(monkeypatch):
     monkeypatch.setenv("CL_COURSE_BUDGET", "huge")
     with pytest.raises(ValueError, match="CL_COURSE_BUDGET must be one of"): course_config()
     r = cli("run", "--budget", "huge")
-    assert r.returncode == 2 and "invalid choice: 'huge'" in one_line(r)
+    assert r.returncode == 2 and "invalid choice: 'huge'" in one_line_of(r.stderr)
 
 
 def test_full_size_offline_names_both_ways_out(tmp_path, full_data):
     env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), MODEL_DIR_ENV: "", "CL_COURSE_DATA": str(full_data)}
     r = cli("run", "--size", "full", "--methods", "naive", "--out", str(tmp_path / "o"), "--quiet", env=env)
     assert r.returncode == 2
-    line = one_line(r)
+    line = one_line_of(r.stderr)
     assert "Could not load the pretrained weights of 'gpt2'" in line and MODEL_DIR_ENV in line and "--model" in line
 
 

@@ -1,7 +1,5 @@
 """`own_stream` and `cl-course run --tasks`: every format is a task, formats mix, the blocks are the WikiText path's
 own, every mistake is one line with exit status 2 through the real command, and a changed file refuses --resume."""
-import contextlib
-import io
 import json
 import os
 import pickle
@@ -18,6 +16,7 @@ from cl_course.data import Task, load_wikitext
 from cl_course.models import load_tokenizer
 from cl_course.own_data import load_documents, own_stream, task_sources
 from cl_course.stream import _tokenizer_definition
+from cli_helpers import one_line_of, run_main
 
 QUICK = ["--budget", "smoke", "--methods", "naive", "--quiet"]   # two tasks, blocks of 32, two steps each
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -31,12 +30,7 @@ def cli(*args):
     return subprocess.run(cli_args(*args), capture_output=True, text=True, env=ENV, timeout=600)
 
 
-def one_line(stderr: str) -> str:
-    "The single line a failed command printed (fails the test otherwise)."
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("cl-course: error: "), stderr
-    assert "Traceback" not in stderr
-    return lines[0]
+def one_line(stderr: str) -> str: return one_line_of(stderr, prefix="cl-course: error: ")   # argparse's form of the line
 
 
 def doc(a) -> str: return a.title + "\n" + a.text   # an article as the document a learner's file holds
@@ -142,14 +136,7 @@ def _tiny_model(folder: Path, tokenizer_texts=None, pickled=False) -> Path:
     return folder
 
 
-def run_main(*args) -> tuple[int, str]:
-    "`cl-course run ...` in this process (`main`, the command's entry point): exit status and stderr."
-    from cl_course.cli import main
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        try: code = main(["run", *map(str, args)])
-        except SystemExit as e: code = e.code
-    return code, err.getvalue()
+def run(*args) -> tuple[int, str]: return run_main("run", *args)   # `cl-course run ...` in this process
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +180,7 @@ def test_bad_input_exits_2_with_one_line(bad_inputs, case):
     "Each mistake through the command's entry point (in this process: the command imports PyTorch for seconds each time)."
     cases, out = bad_inputs
     args, msg = cases[case]
-    code, err = run_main(*args, *QUICK, "--out", out / case.replace(" ", "_"))
+    code, err = run(*args, *QUICK, "--out", out / case.replace(" ", "_"))
     assert code == 2, err
     assert msg in one_line(err), err
     assert not (out / case.replace(" ", "_")).exists()   # refused before anything was written
