@@ -69,7 +69,7 @@ SIZES = {
     "gpu": dict(throughput=dict(block_size=1024, batch_size=8, max_train_blocks=256, repeats=5, compile_backend="inductor",
                                  fast_batch_sizes=[8, 16, 32], fast_repeats=3, fast_backend="inductor"),
                 attention=dict(lengths=[1024, 2048, 4096, 8192, 16384, 32768, 65536], dtype="bfloat16", repeats=3, min_length=4096),
-                ewc=dict(course=[], stand_in=["--fisher-blocks", "32"])),
+                ewc=dict(course=["--step-processes", "5"], stand_in=["--fisher-blocks", "32"])),
     "dry-run": dict(throughput=dict(block_size=64, batch_size=4, max_train_blocks=8, repeats=5, compile_backend="aot_eager",
                                      fast_batch_sizes=[2, 8], fast_repeats=1, fast_backend="eager"),
                     attention=dict(lengths=[64, 128, 256], dtype="float32", repeats=1, min_length=64),
