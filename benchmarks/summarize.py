@@ -22,6 +22,7 @@ COMMANDS = {   # how each committed record is made (the scripts' docstrings and 
     "ewc_overhead.json": "python benchmarks/ewc_overhead.py",
     "ewc_overhead_gpt2_standin.json": "python benchmarks/ewc_overhead.py --stand-in",
     "attention_scaling_cpu.json": "python benchmarks/attention_scaling.py --device cpu --lengths 64 128 256 512 1024 2048 4096",
+    "optimizer_step_cpu.json": "python benchmarks/optimizer_step.py",
     "ci_times.json": "bash .ci/run > LOG on a fresh clone, then python scripts/ci_times.py LOG --commit SHA --wall SECONDS",
     "gpu/gpu_check.json": GPU,
     "gpu/train_throughput.json": f"{GPU}   # part (b)",
@@ -221,6 +222,21 @@ def attention(rec: dict) -> list[str]:
     return L
 
 
+def optimizer(rec: dict) -> list[str]:
+    L = bullets([("machine", machine(rec)), ("torch", rec.get("torch")), ("CPU threads", rec.get("threads")),
+                 ("repeats", rec.get("repeats"))])
+    impls = list(next(iter(rec["models"].values()))["median_s"])
+    L += ["One AdamW step (median seconds, spread in brackets); its time over the fused kernel's; its share of a training step "
+          "(next to one forward and backward pass on the batch shape shown):", ""]
+    L += table(["model", "parameters", "batch x block"] + [f"{i}" for i in impls] + [f"{i} / fused" for i in impls if i != "fused"]
+               + [f"share of a step, {i}" for i in impls],
+               [[m, f"{r['n_params']:,}", "x".join(map(str, r["batch_shape"]))]
+                + [f"{sec(r['median_s'][i])} ({pct(r['spread'][i])})" for i in impls]
+                + [r2(r["over_fused"][i]) for i in impls if i != "fused"] + [pct(r["optimizer_share_of_step"][i]) for i in impls]
+                for m, r in rec["models"].items()])
+    return L
+
+
 def ci_times(rec: dict) -> list[str]:
     fin = rec["final"]
     L = bullets([("machine", rec.get("machine")), ("how", rec.get("how")), ("commit", opt(fin, "commit", lambda c: f"`{c}`")),
@@ -276,7 +292,7 @@ def gpu_check(rec: dict) -> list[str]:
 # a record's kind by its file name's start, in the order of SUMMARY.md; the script that writes a record of that kind
 KINDS = [("gpu_check", gpu_check, "gpu_check.py"), ("train_throughput_batches", batches, "gpu_check.py"),
          ("train_throughput", throughput, "train_throughput.py"), ("ewc_overhead", ewc, "ewc_overhead.py"),
-         ("attention_scaling", attention, "attention_scaling.py"), ("ci_times", ci_times, "../scripts/ci_times.py")]
+         ("attention_scaling", attention, "attention_scaling.py"), ("optimizer_step", optimizer, "optimizer_step.py"), ("ci_times", ci_times, "../scripts/ci_times.py")]
 
 
 def kind(name: str) -> tuple:

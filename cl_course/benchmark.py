@@ -151,7 +151,7 @@ def run_benchmark(methods: list[str] | None = None,   # default: every registere
                 else: say(f"{name} (seed {seed}): running")
                 t0 = time.perf_counter()
                 res = run_stream(method, joint_stream(stream) if joint else stream, checkpoint_dir=out / "runs" / f"{name}-seed{seed}",
-                                 resume=True)
+                                 resume=True, final_checkpoint=False)   # the results go to f instead
                 res.method = name
                 d = dict(res.to_dict(), wall_seconds=time.perf_counter() - t0, identity=identity)
                 _write_json(f, d)

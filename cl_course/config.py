@@ -140,6 +140,7 @@ class TrainConfig:
     seed: int = 0
     mixed_precision: bool = True        # bfloat16 autocast on CUDA; ignored on CPU
     fast: bool = False                  # the fast path: `torch.compile` and fused AdamW (see `train_task`); the same results up to rounding
+    fused_adamw: bool = False           # AdamW's fused kernel (one call for every tensor, `make_optimizer`): on in "full"; the same results up to rounding
     device: str | None = None
     progress: bool = True
     budget: str = "default"             # "default", or "smoke": caps on every size (see `BUDGETS`), the same code paths
@@ -197,7 +198,7 @@ def budget_points(values: Sequence, config: "TrainConfig") -> list:
 SIZES = {
     "small": dict(),
     "full": dict(model="gpt2", split="train", max_articles=400, n_tasks=4, pretrain_articles=0, block_size=512,
-                 batch_size=8, max_train_blocks=None, max_eval_blocks=64, epochs=1, lr=5e-5),
+                 batch_size=8, max_train_blocks=None, max_eval_blocks=64, epochs=1, lr=5e-5, fused_adamw=True),
 }
 
 def _has_cuda() -> bool:

@@ -162,7 +162,7 @@ METRICS = ("accuracy", "perplexity", "loss")
 
 def _fingerprint(method: Method, stream: Stream) -> dict:
     "A run's identity: the method and its configuration, the training configuration, the model, and the data and tokenizer actually used."
-    cfg = {k: v for k, v in stream.config.to_dict().items() if k not in ("progress", "device", "fast", "data", "model")}   # by content below; how fast, not what
+    cfg = {k: v for k, v in stream.config.to_dict().items() if k not in ("progress", "device", "fast", "fused_adamw", "data", "model")}   # by content below; how fast, not what
     ident = dict(method=method.name, method_config=dict(method.config(), lr=method.lr), config=cfg,
                  model=model_fingerprint(stream.config.model), **stream.fingerprint())
     return json.loads(json.dumps(ident, sort_keys=True, default=str))   # plain data, as it reads back from JSON or a checkpoint
@@ -214,6 +214,7 @@ def run_stream(method: Method, stream: Stream,
                resume: bool = False,                     # continue from `checkpoint_dir`'s last finished task
                overwrite: bool = False,                  # replace an existing checkpoint instead of refusing (not with resume)
                model: nn.Module | None = None,           # the starting model (default: `stream.new_model()`)
+               final_checkpoint: bool = True,            # save after the last task too (False where the caller keeps the result instead)
               ) -> StreamResult:
     "Train `method` on every task of `stream` in order (or on all at once, a joint stream), evaluating all tasks after each; returns the task matrices."
     if resume and overwrite:
@@ -251,7 +252,7 @@ def run_stream(method: Method, stream: Stream,
         seconds, tokens = seconds + stats["seconds"], tokens + stats["tokens"]
         for m, v in evaluate_all(model, stream, method).items(): rows[m].append(v)
         general.append(evaluate_general(model, stream, method, i))
-        if ck is not None and is_main_process():
+        if ck is not None and is_main_process() and (final_checkpoint or i + 1 < len(stages)):
             save_checkpoint(ck, dict(fingerprint=fp, done=i + 1, seconds=seconds, tokens=tokens, rows=rows, general=general,
                                      model=model.state_dict(), method=method.state_dict()))
     trainable = sum(p.numel() for p in {id(p): p for p in method.trainable_parameters(model)}.values())
@@ -271,7 +272,7 @@ def run_cached(method: Method, stream: Stream, name: str | None = None) -> Strea
     if (d / "result.json").exists():
         res = StreamResult.from_dict(json.loads((d / "result.json").read_text()))
         if res.stats or type(method).stats is Method.stats: return res   # else cached before its method kept diagnostics: run again
-    res = run_stream(method, stream, checkpoint_dir=d, resume=True)
+    res = run_stream(method, stream, checkpoint_dir=d, resume=True, final_checkpoint=False)   # the result is written instead
     if is_main_process():
         atomic_write(d / "result.json", lambda tmp: tmp.write_text(json.dumps(res.to_dict(), default=float)))
         (d / "checkpoint.pt").unlink(missing_ok=True)   # finished: the results stay, the weights go

@@ -155,13 +155,14 @@ def compiled(model: nn.Module, on: bool = True, backend: str | None = None):
     finally: model._compiled_call_impl = None   # evaluation and the methods' own passes (a Fisher's hooks) run eager
 
 def make_optimizer(params: list[nn.Parameter], config: TrainConfig, total_steps: int):
-    "AdamW (no weight decay on biases and LayerNorm weights) and a warm-up + decay schedule."
+    "AdamW (no weight decay on biases and LayerNorm weights; fused if `config.fused_adamw` or `config.fast`) and a warm-up + decay schedule."
     from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
     if not params: raise ValueError("The method has no trainable parameters.")
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
     groups = [g for g in (dict(params=decay, weight_decay=config.weight_decay), dict(params=no_decay, weight_decay=0.0)) if g["params"]]
-    opt = torch.optim.AdamW(groups, lr=config.lr, **({"fused": True} if config.fast else {}))   # fused: one kernel for every tensor
+    fused = config.fused_adamw or config.fast   # one kernel call for every tensor, instead of a loop of small ones per tensor
+    opt = torch.optim.AdamW(groups, lr=config.lr, **({"fused": True} if fused else {}))
     sched = (get_cosine_schedule_with_warmup if config.schedule == "cosine" else get_linear_schedule_with_warmup)(
         opt, int(config.warmup_frac * total_steps), total_steps)
     return opt, sched

@@ -1,6 +1,6 @@
-"""The fast path (`TrainConfig.fast`: `torch.compile` of the model's forward and fused AdamW) reproduces the plain
-path's losses and weights on the tiny model, keeps the model a model every method's hooks can use, and is not part of
-a run's identity. On the CPU it compiles with the "aot_eager" backend (graph capture and AOTAutograd, no generated
+"""The fast path (`TrainConfig.fast`: `torch.compile` of the model's forward and fused AdamW) and fused AdamW alone
+(`TrainConfig.fused_adamw`, on at full size) reproduce the plain path's losses and weights on the tiny model; the fast
+path keeps the model a model every method's hooks can use; neither is part of a run's identity. On the CPU it compiles with the "aot_eager" backend (graph capture and AOTAutograd, no generated
 kernels): inductor's C++ compile of the tiny model takes over a minute here; benchmarks/gpu_check.py times inductor."""
 import dataclasses
 
@@ -69,10 +69,26 @@ def test_the_forward_is_compiled_while_training_only(stream):
     assert not seen[-1]
 
 
-def test_fused_adamw_only_on_the_fast_path(stream):
+def test_fused_adamw_on_the_fast_path_and_at_full_size(stream):
     p = [torch.nn.Parameter(torch.zeros(2, 2))]
     assert make_optimizer(p, stream.config.replace(fast=True), 10)[0].defaults["fused"] is True
+    assert make_optimizer(p, stream.config.replace(fused_adamw=True), 10)[0].defaults["fused"] is True
     assert not make_optimizer(p, stream.config, 10)[0].defaults.get("fused")
+    assert course_config("full").fused_adamw and not course_config("small").fused_adamw
+
+
+def test_fused_adamw_gives_the_plain_losses_and_weights(stream):
+    "The fused kernel alone (the full configuration's optimizer), against PyTorch's for-loop: the same steps to rounding."
+    def run(fused):
+        torch.manual_seed(0)
+        model, m = stream.new_model(), Recording()
+        for t, (tr, _) in enumerate(stream.loaders): train_task(model, tr, m, stream.config.replace(fused_adamw=fused), task_id=t)
+        return model, m.losses
+    (plain, a), (fused, b) = run(False), run(True)
+    assert a[0] != a[-1]   # it trained
+    torch.testing.assert_close(torch.tensor(b), torch.tensor(a), rtol=1e-4, atol=0)
+    for (n, p), (_, q) in zip(plain.named_parameters(), fused.named_parameters()):
+        torch.testing.assert_close(q, p, rtol=1e-3, atol=1e-5, msg=n)
 
 
 def test_a_penalty_method_trains_on_the_compiled_model(stream):
@@ -87,4 +103,6 @@ def test_a_penalty_method_trains_on_the_compiled_model(stream):
 
 
 def test_the_fast_path_is_not_another_experiment(stream):
-    assert _fingerprint(Method(), stream) == _fingerprint(Method(), dataclasses.replace(stream, config=stream.config.replace(fast=True)))
+    for kw in (dict(fast=True), dict(fused_adamw=True)):
+        assert _fingerprint(Method(), stream) == _fingerprint(Method(), dataclasses.replace(stream, config=stream.config.replace(**kw)))
+    assert _fingerprint(Method(), stream) != _fingerprint(Method(), dataclasses.replace(stream, config=stream.config.replace(lr=2e-3)))
