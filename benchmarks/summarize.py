@@ -101,6 +101,7 @@ def throughput(rec: dict) -> list[str]:
                  ("data", f"{rec['tokens']:,} tokens, one epoch, batch {rec['batch_size']} of blocks of {rec['block_size']}"
                   + (f", {rec['steps']} steps" if "steps" in rec else "")),
                  ("bf16 autocast", yes(rec["bf16_autocast"]) if "bf16_autocast" in rec else None),
+                 ("AdamW (plain runs)", f"fused: {yes(rec['fused_adamw'])}; Trainer's optim `{rec['trainer_optim']}`" if "trainer_optim" in rec else None),
                  ("repeats", opt(rec, "repeats", lambda n: f"{n} each, interleaved ({rec.get('interleaved')}), after {rec.get('warmup_rounds')} "
                                                           "untimed round")),
                  ("noisy (a spread above 10 %)", opt(rec, "noisy", yes)), ("machine", machine(rec))])

@@ -18,12 +18,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 from timing import Machine, interleaved, summary
 
 
+TRAINER_OPTIM = {False: "adamw_torch", True: "adamw_torch_fused"}   # Trainer's AdamW as the course's: `fused_adamw` (its own default is fused)
+
+
 def measure(cfg, repeats: int = 5, fast: bool = False, backend: str = "inductor") -> dict:
     """One epoch of task 0's training blocks under `cfg`, with the course's loop and with `transformers.Trainer`,
     interleaved after an untimed round of each: the timings, tokens per second of the medians, their ratio, the
     model's parameter count and what else ran on the machine meanwhile. `fast`: each also with its fast options
     (`torch.compile` with `backend` and fused AdamW: the course's `fast=True`, Trainer's `torch_compile` and
-    `adamw_torch_fused`); the untimed round holds the compilation."""
+    `adamw_torch_fused`); the untimed round holds the compilation. Both use the same AdamW kernel: Trainer's `optim` follows
+    `cfg.fused_adamw` (`TRAINER_OPTIM`), not Trainer's own default (fused)."""
     if repeats < 5: raise ValueError(f"repeats must be >= 5, got {repeats}.")
     machine = Machine()
     from transformers import Trainer, TrainingArguments
@@ -47,7 +51,7 @@ def measure(cfg, repeats: int = 5, fast: bool = False, backend: str = "inductor"
 
     def trainer(fast=False):
         model = stream.new_model()
-        opts = dict(torch_compile=True, torch_compile_backend=backend, optim="adamw_torch_fused") if fast else {}
+        opts = dict(torch_compile=True, torch_compile_backend=backend, optim="adamw_torch_fused") if fast else dict(optim=TRAINER_OPTIM[cfg.fused_adamw])
         with tempfile.TemporaryDirectory() as d:
             args = TrainingArguments(output_dir=d, per_device_train_batch_size=cfg.batch_size, num_train_epochs=1,
                                      learning_rate=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=int(cfg.warmup_frac * len(loader)),
@@ -69,7 +73,7 @@ def measure(cfg, repeats: int = 5, fast: bool = False, backend: str = "inductor"
     return dict(device="cuda" if cuda else "cpu", device_name=torch.cuda.get_device_name() if cuda else None,
                 torch=torch.__version__, threads=threads, model=cfg.model, n_params=n_params(stream.new_model()),
                 tokens=n_tokens, steps=len(loader), batch_size=cfg.batch_size, block_size=cfg.block_size,
-                bf16_autocast=cuda and cfg.mixed_precision, repeats=repeats, warmup_rounds=1,
+                bf16_autocast=cuda and cfg.mixed_precision, fused_adamw=cfg.fused_adamw, trainer_optim=TRAINER_OPTIM[cfg.fused_adamw], repeats=repeats, warmup_rounds=1,
                 interleaved="A B, then B A, ...", spread="(max - min) / median", noisy_above=0.10, timing=res,
                 tokens_per_second_of_median={k: n_tokens / v for k, v in med.items()},
                 ratio_ours_over_trainer=med["transformers.Trainer"] / med["cl_course"], ratio_of="medians (speed: Trainer's seconds / ours)",

@@ -12,7 +12,8 @@ What a notebook stores must be the same on every machine and every run, so the o
 * a cell marked `#| output: false` (Quarto's option: not shown on the site) keeps no output: the cells that
   print timings, which differ on every run;
 * an interactive widget keeps a note that says to run the notebook (its state is not stored);
-* machine paths (this folder, the temporary folder, the home folder) become placeholders;
+* machine paths (this folder, the temporary folder, the home folder) become placeholders, and a temporary folder's
+  random name a fixed one;
 * an exercise's solution (`#| code-fold: true`) is folded in JupyterLab as on the site (`jupyter.source_hidden`);
 * then `nbdev-clean`, so that a later `nbdev-clean` leaves the notebooks unchanged (CI checks it).
 
@@ -36,7 +37,10 @@ TEXT_MIMES = ("text/plain", "text/html", "text/markdown", "text/latex")
 # What a stored output must not contain: a machine's path, or a measured time (they differ on every machine and run).
 MACHINE_PATH = re.compile(r"(?<![\w.<])(/work/|/home/|/Users/|/root/|/tmp/|/var/folders/|[A-Z]:\\\\Users)")
 TIMING = re.compile(r"\b\d[\d,.]*\s?(ms|µs|us|seconds?|tokens/s|it/s|s/it)\b|\b\d[\d,.]*\s?s (of training|elapsed|per)\b"
-                    r"|\bin \d[\d.]* ?s\b|\b\w*(seconds|per_second)\b|\btime_(ms|s)\b")   # a time, or a table's column of times
+                    r"|\bin \d[\d.]* ?s\b|\b\w*(seconds|per_second)\b|\btime_(ms|s)\b|\btokens/s\b|\btrain s\b")   # a time, or a table's column of times
+
+
+TEMP_NAME = re.compile(r"<tmp>/tmp[A-Za-z0-9_]{8}(?![\w.-])")   # tempfile.mkdtemp's names: "tmp" and 8 random characters
 
 
 def _places() -> list[tuple[str, str]]:
@@ -71,7 +75,7 @@ def scrub(nb: dict) -> dict:
     places = _places()
     def clean(s: str) -> str:
         for p, tag in places: s = re.sub(re.escape(p) + r"(?![\w.-])", lambda _: tag, s)   # whole path components only
-        return s
+        return TEMP_NAME.sub("<tmp>/tmpXXXXXXXX", s)   # a temporary folder's random name, the same on every run
     for cell in nb["cells"]:
         if cell["cell_type"] != "code": continue
         fold(cell)
