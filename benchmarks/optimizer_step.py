@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """AdamW's step, PyTorch's three implementations side by side: the for-loop (a CPU's default), `foreach=True`
-(a CUDA GPU's default) and `fused=True` (one kernel call for every tensor; Trainer's default), on the course's small
+(a CUDA GPU's default) and `fused=True` (one kernel call for all the tensors; Trainer's default), on the course's small
 model and on a 124M GPT-2 (random weights and gradients: the step's cost does not depend on their values).
 
 Why it matters: at 124M an AdamW step walks 124M parameters and two moment buffers; with the for-loop that is about

@@ -10,6 +10,7 @@ processes used meanwhile (the machine may be shared).
 Writes benchmarks/results/train_throughput_<device>.json.
 """
 import argparse, json, sys, tempfile, time
+from unittest import mock
 from pathlib import Path
 
 import torch
@@ -40,9 +41,6 @@ def measure(cfg, repeats: int = 5, fast: bool = False, backend: str = "inductor"
     n_tokens = data.n_tokens
     cuda = torch.cuda.is_available()
 
-    from cl_course import train
-    train.COMPILE_BACKEND = backend
-
     def ours(fast=False):
         model = stream.new_model()
         t0 = time.perf_counter(); train_task(model, loader, Method(), cfg.replace(fast=fast), task_id=0)
@@ -66,7 +64,9 @@ def measure(cfg, repeats: int = 5, fast: bool = False, backend: str = "inductor"
     threads = torch.get_num_threads()
     runs = {"cl_course": ours, "transformers.Trainer": trainer}
     if fast: runs |= {"cl_course fast": lambda: ours(True), "transformers.Trainer fast": lambda: trainer(True)}
-    times = interleaved(runs, repeats)
+    from cl_course import train
+    with mock.patch.object(train, "COMPILE_BACKEND", backend):   # the course's fast path compiles with `backend`, here only
+        times = interleaved(runs, repeats)
     if torch.get_num_threads() != threads: raise RuntimeError(f"the thread count changed to {torch.get_num_threads()} during the run")
     res = {k: summary(v) for k, v in times.items()}
     med = {k: r["median"] for k, r in res.items()}
@@ -90,7 +90,6 @@ def batch_sweep(cfg, batch_sizes: list[int], repeats: int = 3, backend: str = "i
     from cl_course.stream import prepare_stream
     from cl_course.train import Method, train_task
     from cl_course import train
-    train.COMPILE_BACKEND = backend
     cuda, rows = torch.cuda.is_available(), {}
     for b in batch_sizes:
         c = cfg.replace(batch_size=b, fast=True)
@@ -103,8 +102,9 @@ def batch_sweep(cfg, batch_sizes: list[int], repeats: int = 3, backend: str = "i
             if cuda: torch.cuda.synchronize()
             return time.perf_counter() - t0
         if cuda: torch.cuda.reset_peak_memory_stats()
-        epoch()   # untimed: compilation
-        t = summary([epoch() for _ in range(repeats)])
+        with mock.patch.object(train, "COMPILE_BACKEND", backend):
+            epoch()   # untimed: compilation
+            t = summary([epoch() for _ in range(repeats)])
         rows[str(b)] = dict(batch_size=b, blocks=len(loader.dataset), steps=len(loader), tokens=loader.dataset.n_tokens, timing=t,
                             tokens_per_second=loader.dataset.n_tokens / t["median"],
                             peak_memory_MB=torch.cuda.max_memory_allocated() / 2**20 if cuda else None)

@@ -140,7 +140,7 @@ class TrainConfig:
     seed: int = 0
     mixed_precision: bool = True        # bfloat16 autocast on CUDA; ignored on CPU
     fast: bool = False                  # the fast path: `torch.compile` and fused AdamW (see `train_task`); the same results up to rounding
-    fused_adamw: bool = False           # AdamW's fused kernel (one call for every tensor, `make_optimizer`): on in "full"; the same results up to rounding
+    fused_adamw: bool = False           # AdamW's fused kernel (one call for all the tensors, `make_optimizer`): on in "full"; the same results up to rounding
     device: str | None = None
     progress: bool = True
     budget: str = "default"             # "default", or "smoke": caps on every size (see `BUDGETS`), the same code paths

@@ -161,7 +161,7 @@ def make_optimizer(params: list[nn.Parameter], config: TrainConfig, total_steps:
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
     groups = [g for g in (dict(params=decay, weight_decay=config.weight_decay), dict(params=no_decay, weight_decay=0.0)) if g["params"]]
-    fused = config.fused_adamw or config.fast   # one kernel call for every tensor, instead of a loop of small ones per tensor
+    fused = config.fused_adamw or config.fast   # one kernel call for all the tensors, not a loop of small kernels per tensor
     opt = torch.optim.AdamW(groups, lr=config.lr, **({"fused": True} if fused else {}))
     sched = (get_cosine_schedule_with_warmup if config.schedule == "cosine" else get_linear_schedule_with_warmup)(
         opt, int(config.warmup_frac * total_steps), total_steps)
