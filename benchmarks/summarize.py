@@ -226,13 +226,13 @@ def attention(rec: dict) -> list[str]:
 def optimizer(rec: dict) -> list[str]:
     L = bullets([("machine", machine(rec)), ("torch", rec.get("torch")), ("CPU threads", rec.get("threads")),
                  ("repeats", rec.get("repeats"))])
-    impls = list(next(iter(rec["models"].values()))["median_s"])
+    impls = list(next(iter(rec["models"].values()))["timing"])
     L += ["One AdamW step (median seconds, spread in brackets); its time over the fused kernel's; its share of a training step "
           "(next to one forward and backward pass on the batch shape shown):", ""]
     L += table(["model", "parameters", "batch x block"] + [f"{i}" for i in impls] + [f"{i} / fused" for i in impls if i != "fused"]
                + [f"share of a step, {i}" for i in impls],
                [[m, f"{r['n_params']:,}", "x".join(map(str, r["batch_shape"]))]
-                + [f"{sec(r['median_s'][i])} ({pct(r['spread'][i])})" for i in impls]
+                + [f"{sec(r['timing'][i]['median'])} ({pct(r['timing'][i]['spread'])})" for i in impls]
                 + [r2(r["over_fused"][i]) for i in impls if i != "fused"] + [pct(r["optimizer_share_of_step"][i]) for i in impls]
                 for m, r in rec["models"].items()])
     return L
