@@ -16,7 +16,7 @@ from cl_course.models import (MODEL_DIR_ENV, load_model, load_tokenizer, model_c
                               n_params, tokenizer_name_for)
 from cl_course.config import BUDGETS, TrainConfig, course_config
 from cl_course.stream import prepare_stream
-from cli_helpers import one_line_of
+from cli_helpers import one_line_of, run_main
 
 
 def cli(*args, env=None, timeout=900):
@@ -67,14 +67,14 @@ def _tiny_folder(path: Path) -> Path:
 def test_bad_model_folders(tmp_path, breakage, msg):
     d = _tiny_folder(tmp_path / "m"); breakage(d)
     with pytest.raises(ValueError, match=msg): load_model(d)
-    r = cli("run", "--model", str(d), "--methods", "naive", "--out", str(tmp_path / "o"))
-    assert r.returncode == 2 and msg in one_line_of(r.stderr)
+    code, err = run_main("run", "--model", d, "--methods", "naive", "--out", tmp_path / "o")
+    assert code == 2 and msg in one_line_of(err)
 
 
 def test_missing_folder_and_vocabulary_mismatch(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"): load_model(tmp_path / "nothing")
-    r = cli("run", "--model", str(tmp_path / "nothing"), "--methods", "naive", "--out", str(tmp_path / "o"))
-    assert r.returncode == 2 and "does not exist" in one_line_of(r.stderr)
+    code, err = run_main("run", "--model", tmp_path / "nothing", "--methods", "naive", "--out", tmp_path / "o")
+    assert code == 2 and "does not exist" in one_line_of(err)
     d = _tiny_folder(tmp_path / "tiny")   # 1,024 embeddings, and no tokenizer saved: it would get GPT-2's 50,257
     with pytest.raises(ValueError, match="50,257 tokens but the model"): load_model(d, tokenizer=load_tokenizer(d))
 
@@ -87,8 +87,8 @@ def test_budgets(monkeypatch):
     with pytest.raises(ValueError, match="Unknown budget 'huge'"): TrainConfig(budget="huge")
     monkeypatch.setenv("CL_COURSE_BUDGET", "huge")
     with pytest.raises(ValueError, match="CL_COURSE_BUDGET must be one of"): course_config()
-    r = cli("run", "--budget", "huge")
-    assert r.returncode == 2 and "invalid choice: 'huge'" in one_line_of(r.stderr)
+    code, err = run_main("run", "--budget", "huge")
+    assert code == 2 and "invalid choice: 'huge'" in one_line_of(err)
 
 
 def test_full_size_offline_names_both_ways_out(tmp_path, full_data):
@@ -111,8 +111,8 @@ def test_full_stream_with_the_standin(standin_gpt2, full_data, monkeypatch):
     assert n_params(model) == 124_439_808
 
 
-def test_full_smoke_run_resumes_after_sigkill(standin_gpt2, full_data, tmp_path):
-    "cl-course run at full size within the smoke budget: killed (SIGKILL) during its second method, resumed to the end."
+def test_full_smoke_run_resumes_after_sigkill(standin_gpt2, full_data, tmp_path, monkeypatch):
+    "cl-course run at full size within the smoke budget: killed (SIGKILL) during its second method, resumed to the end (in this process)."
     out, env = tmp_path / "bench", {MODEL_DIR_ENV: "", "CL_COURSE_DATA": str(full_data)}
     args = ["run", "--size", "full", "--model", str(standin_gpt2), "--budget", "smoke", "--methods", "naive,lora-per-task",
             "--out", str(out)]
@@ -128,9 +128,10 @@ def test_full_smoke_run_resumes_after_sigkill(standin_gpt2, full_data, tmp_path)
         try: os.killpg(p.pid, signal.SIGKILL)
         except ProcessLookupError: pass
         p.wait(timeout=60)
-    r = cli(*args, "--resume", env=env)
-    assert r.returncode == 0, r.stderr
-    assert "naive (seed 0): finished earlier, read back" in r.stderr and "resuming lora-per-task seed 0 at task" in r.stderr
+    for k, v in env.items(): monkeypatch.setenv(k, v)
+    code, err = run_main(*args, "--resume")
+    assert code == 0, err
+    assert "naive (seed 0): finished earlier, read back" in err and "resuming lora-per-task seed 0 at task" in err
     import pandas as pd
     table = pd.read_csv(out / "results.csv")
     assert list(table["method"]) == ["naive", "lora-per-task"] and table["general_ppl_change"].notna().all()

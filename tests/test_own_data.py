@@ -26,10 +26,6 @@ def cli_args(*args):
     return [sys.executable, "-m", "cl_course.cli", "run", *map(str, args)]
 
 
-def cli(*args):
-    return subprocess.run(cli_args(*args), capture_output=True, text=True, env=ENV, timeout=600)
-
-
 def one_line(stderr: str) -> str: return one_line_of(stderr, prefix="cl-course: error: ")   # argparse's form of the line
 
 
@@ -207,12 +203,12 @@ def test_run_then_resume_refused_after_a_file_changes(tmp_path, articles):
     a = write_txt(tmp_path / "alpha", [doc(x) for x in articles[:4]])
     b = write_txt(tmp_path / "beta", [doc(x) for x in articles[4:8]])
     out = tmp_path / "out"
-    r = cli("--tasks", a, b, "--budget", "smoke", "--methods", "naive,replay", "--out", out)
-    assert r.returncode == 0, r.stderr
-    assert "naive" in r.stdout and "replay" in r.stdout and "ACC" in r.stdout
-    assert f"tasks, in order: 1 alpha ({a}); 2 beta ({b})" in r.stderr and "column (Δ general ppl) is absent" in r.stderr
+    code, err, stdout = run_main("run", "--tasks", a, b, "--budget", "smoke", "--methods", "naive,replay", "--out", out, stdout=True)
+    assert code == 0, err
+    assert "naive" in stdout and "replay" in stdout and "ACC" in stdout
+    assert f"tasks, in order: 1 alpha ({a}); 2 beta ({b})" in err and "column (Δ general ppl) is absent" in err
     with open(b / "02.txt", "a", encoding="utf-8") as f: f.write("One more sentence.\n")
-    r2 = cli("--tasks", a, b, *QUICK[:2], "--methods", "naive,replay", "--out", out, "--resume", "--quiet")
-    assert r2.returncode == 2
-    line = one_line(r2.stderr)
+    code, err = run("--tasks", a, b, *QUICK[:2], "--methods", "naive,replay", "--out", out, "--resume", "--quiet")
+    assert code == 2
+    line = one_line(err)
     assert "different configuration" in line and "data.task 2 'beta'" in line and "task 1" not in line, line
