@@ -19,16 +19,16 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader
 
-from .config import TrainConfig, as_path, atomic_write, cache_dir, course_config, file_lock, fingerprint
+from .config import TrainConfig, as_path, atomic_write, cache_dir, course_config, derive_seed, file_lock, fingerprint
 from .data import Article, Task, load_wikitext, make_task_stream
 from .blocks import BlockDataset, articles_dataset, task_loaders
 from .models import load_model, load_tokenizer, model_context, model_fingerprint, tokenizer_name_for
-from .train import Method, distributed, evaluate, is_main_process, train_task
+from .train import Method, distributed, evaluate, is_main_process, seed_everything, train_task
 
 # %% auto #0
 __all__ = ['PRETRAIN_SEED', 'METRICS', 'REDUCED', 'Stream', 'stream_loaders', 'general_loader', 'prepare_stream', 'StreamResult',
            'general_columns', 'identity_diff', 'save_checkpoint', 'load_checkpoint', 'evaluate_all', 'evaluate_general',
-           'run_stream', 'cached_run_dir', 'run_cached', 'reduced_stream']
+           'run_stream', 'cached_run_dir', 'run_cached', 'first_task_model', 'reduced_stream']
 
 # %% ../nbs/04a_stream.ipynb #d1358ee7
 PRETRAIN_SEED = 0   # the small models' pretraining seed: one starting model for every run, as with a downloaded `gpt2`
@@ -277,6 +277,21 @@ def run_cached(method: Method, stream: Stream, name: str | None = None) -> Strea
         atomic_write(d / "result.json", lambda tmp: tmp.write_text(json.dumps(res.to_dict(), default=float)))
         (d / "checkpoint.pt").unlink(missing_ok=True)   # finished: the results stay, the weights go
     return res
+
+# %% ../nbs/04a_stream.ipynb #e2b27e05
+def first_task_model(stream: Stream) -> nn.Module:
+    "`stream`'s starting model fine-tuned naively on its first task (as naive's run trains it), trained once and cached beside that run."
+    model, tr = stream.new_model(), stream.loaders[0][0]
+    f = cached_run_dir(Method(), stream) / "first-task-model.pt"
+    if f.exists(): model.load_state_dict(load_checkpoint(f))
+    else:
+        train_task(model, tr, Method(), stream.config, task_id=0, desc=f"naive · task 1/{len(stream)} (once; cached)")
+        if is_main_process(): save_checkpoint(f, model.state_dict())
+    # the same random state afterwards whether it trained or read the cache (seeded as training starts): what follows repeats either way
+    seed = derive_seed(stream.config.seed, "train", 0)
+    seed_everything(seed)
+    if getattr(tr, "generator", None) is not None: tr.generator.manual_seed(seed)   # its shuffle order
+    return model
 
 # %% ../nbs/04a_stream.ipynb #546af70b
 REDUCED = dict(max_train_blocks=96, epochs=1, max_eval_blocks=32)   # a reduced stream's sizes: runs of seconds on a CPU

@@ -192,3 +192,26 @@ def test_run_cached_keeps_a_finished_runs_results_not_its_weights(stream, tmp_pa
     for m in ("accuracy", "perplexity", "loss"): np.testing.assert_array_equal(getattr(again, m), getattr(first, m))
     assert again.to_dict() == first.to_dict()
     assert run_stream(Method(), stream).perplexity.tolist() == first.perplexity.tolist()   # the same as a plain run
+
+
+def test_first_task_model_is_naive_after_its_first_task_and_is_trained_once(stream, tmp_path, monkeypatch):
+    "`first_task_model`: the weights naive's own run has after task 0 (kept by a hook), then read back from the cache, not trained again."
+    from cl_course.stream import first_task_model
+    monkeypatch.setenv("CL_COURSE_CACHE", str(tmp_path))
+
+    class _Keep(Method):
+        def after_task(self, model, task_id, loader):
+            if task_id == 0: self.after0 = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    keep = _Keep(); run_stream(keep, stream)
+    first = first_task_model(stream).state_dict()
+    after = torch.rand(4), [b["input_ids"][:, 0].tolist() for b in stream.loaders[0][0]]   # the random state it leaves
+    assert first.keys() == keep.after0.keys() and all(torch.equal(first[k], keep.after0[k]) for k in first)
+    start = stream.new_model().state_dict()
+    assert not all(torch.equal(first[k], start[k]) for k in first), "training changed nothing: the test would be vacuous"
+    assert (cached_run_dir(Method(), stream) / "first-task-model.pt").exists()
+    import cl_course.stream as stream_module
+    monkeypatch.setattr(stream_module, "train_task", lambda *a, **k: pytest.fail("the cached model was trained again"))
+    again = first_task_model(stream).state_dict()
+    assert all(torch.equal(again[k], first[k]) for k in first)
+    again_after = torch.rand(4), [b["input_ids"][:, 0].tolist() for b in stream.loaders[0][0]]
+    assert torch.equal(again_after[0], after[0]) and again_after[1] == after[1], "reading the cache left another random state than training"
