@@ -109,10 +109,10 @@ class EWC(Method):
                     raise ValueError(f"EWC: parameter {n!r} changed shape between tasks, from {tuple(self.fisher[n].shape)} "
                                      f"to {tuple(f.shape)}; the old Fisher and anchor no longer apply.")
         if not self.fisher:
-            self.fisher, self.anchor = {n: f.detach().clone() for n, f in F_new.items()}, theta
+            self.fisher, self.anchor = {n: f.detach().clone() for n, f in F_new.items()}, dict(theta)   # the caller's dicts stay theirs
         elif self.online:
             self.fisher = {n: self.gamma * self.fisher[n] + f for n, f in F_new.items()}
-            self.anchor = theta
+            self.anchor = dict(theta)
         else:
             for n, f in F_new.items():
                 F_old, a_old = self.fisher[n], self.anchor[n]

@@ -1,6 +1,6 @@
 """One continual-learning run with dropout off, for comparing `accelerate launch --num_processes 2` with one process:
 
-    python tests/accelerate_run.py OUT.npz                                          # one process
+    python tests/accelerate_run.py OUT.npz                                          # one process (or `run(OUT)`)
     accelerate launch --multi_gpu --num_processes 2 tests/accelerate_run.py OUT.npz   # two processes (gloo on a CPU)
 
 Without dropout the two compute the same gradients up to the order of float sums, so their task matrices agree
@@ -17,7 +17,8 @@ from cl_course.train import Method, distributed
 from cl_course.config import course_config
 from cl_course.stream import prepare_stream, run_stream, stream_loaders
 
-if __name__ == "__main__":
+def run(out: str) -> None:
+    "The run, writing `{out}.rank{rank}.npz`; on one thread."
     torch.set_num_threads(1)
     base = prepare_stream(course_config("small", "default", n_tasks=2, max_train_blocks=9, max_eval_blocks=8, epochs=2, progress=False))
     model = base.new_model()   # pretrained at the course's batch size: the model the notebooks cached (its key has the batch size)
@@ -28,4 +29,8 @@ if __name__ == "__main__":
     r = run_stream(Method(), stream, model=model)
     rank, world = distributed()
     # every process writes its own matrices: the test checks that both ran and ended with the same model
-    np.savez(f"{sys.argv[1]}.rank{rank}.npz", world=world, accuracy=r.accuracy, perplexity=r.perplexity, loss=r.loss)
+    np.savez(f"{out}.rank{rank}.npz", world=world, accuracy=r.accuracy, perplexity=r.perplexity, loss=r.loss)
+
+
+if __name__ == "__main__":
+    run(sys.argv[1])

@@ -7,12 +7,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+
+from cli_helpers import run_main
 
 HERE = Path(__file__).resolve().parent
 LAUNCH = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
@@ -29,7 +30,11 @@ def _run(cmd: list[str]) -> None:
 @needs_launcher
 def test_two_processes_give_the_one_process_task_matrix(tmp_path):
     "Dropout off: the same gradients up to the order of float sums, so the same task matrices (relative 1e-4)."
-    _run([sys.executable, str(HERE / "accelerate_run.py"), str(tmp_path / "one")])
+    import torch
+    from accelerate_run import run
+    threads = torch.get_num_threads()
+    try: run(str(tmp_path / "one"))   # one process: this one (an interpreter's imports less)
+    finally: torch.set_num_threads(threads)
     _run([*LAUNCH, str(HERE / "accelerate_run.py"), str(tmp_path / "two")])
     one = np.load(tmp_path / "one.rank0.npz")
     two = [np.load(tmp_path / f"two.rank{r}.npz") for r in (0, 1)]
@@ -45,7 +50,8 @@ def test_two_processes_give_the_one_process_task_matrix(tmp_path):
 @needs_launcher
 def test_two_processes_match_the_plain_path(tmp_path):
     "`cl-course run` under the launcher, dropout on: each process draws its own dropout masks, hence a looser tolerance."
-    _run([sys.executable, "-m", "cl_course.cli", *ARGS, "--out", str(tmp_path / "plain")])
+    code, err = run_main(*ARGS, "--out", tmp_path / "plain")   # the plain path in this process
+    assert code == 0, err
     _run([*LAUNCH, "-m", "cl_course.cli", *ARGS, "--out", str(tmp_path / "two")])
     a, b = pd.read_csv(tmp_path / "plain" / "results.csv"), pd.read_csv(tmp_path / "two" / "results.csv")
     for col in ["ACC_acc", "BWT_acc", "final_ppl", "ppl_task0", "ppl_task3"]:

@@ -225,6 +225,18 @@ def test_separate_and_online_penalties_equal_their_definitions():
     assert EWC(lam=0.0).penalty(model, 0) is None and sep.extra_memory_bytes() == onl.extra_memory_bytes() > 0
 
 
+@pytest.mark.parametrize("online", [False, True])
+def test_consolidate_leaves_the_callers_dicts_alone(online):
+    "The Fisher and weights handed to `consolidate` are not changed by a later task's consolidation."
+    g = torch.Generator().manual_seed(0)
+    F, theta = ({"w": torch.rand(5, generator=g)} for _ in range(2))
+    kept = {"F": F["w"].clone(), "theta": theta["w"].clone()}
+    e = EWC(online=online)
+    e.consolidate(F, theta)
+    e.consolidate({"w": torch.rand(5, generator=g)}, {"w": torch.randn(5, generator=g)})
+    assert torch.equal(F["w"], kept["F"]) and torch.equal(theta["w"], kept["theta"])
+
+
 def test_quadratic_penalty_backward_matches_finite_differences_and_accumulates():
     "The hand-written backward of the fused penalty: gradcheck in float64, and gradients add to those already there."
     g = torch.Generator().manual_seed(1)
