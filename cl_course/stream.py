@@ -19,11 +19,11 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader
 
-from .config import TrainConfig, as_path, atomic_write, cache_dir, course_config, derive_seed, file_lock, fingerprint
+from .config import TrainConfig, as_path, atomic_write, cache_dir, course_config, file_lock, fingerprint
 from .data import Article, Task, load_wikitext, make_task_stream
 from .blocks import BlockDataset, articles_dataset, task_loaders
 from .models import load_model, load_tokenizer, model_context, model_fingerprint, tokenizer_name_for
-from .train import Method, distributed, evaluate, is_main_process, seed_everything, train_task
+from .train import Method, distributed, evaluate, is_main_process, seed_task, train_task
 
 # %% auto #0
 __all__ = ['PRETRAIN_SEED', 'METRICS', 'REDUCED', 'Stream', 'stream_loaders', 'general_loader', 'prepare_stream', 'StreamResult',
@@ -283,14 +283,12 @@ def first_task_model(stream: Stream) -> nn.Module:
     "`stream`'s starting model fine-tuned naively on its first task (as naive's run trains it), trained once and cached beside that run."
     model, tr = stream.new_model(), stream.loaders[0][0]
     f = cached_run_dir(Method(), stream) / "first-task-model.pt"
-    if f.exists(): model.load_state_dict(load_checkpoint(f))
+    keep = stream.config.budget != "smoke"   # at the smoke budget training is a step or two: quicker than reading the file back
+    if keep and f.exists(): model.load_state_dict(load_checkpoint(f))
     else:
-        train_task(model, tr, Method(), stream.config, task_id=0, desc=f"naive · task 1/{len(stream)} (once; cached)")
-        if is_main_process(): save_checkpoint(f, model.state_dict())
-    # the same random state afterwards whether it trained or read the cache (seeded as training starts): what follows repeats either way
-    seed = derive_seed(stream.config.seed, "train", 0)
-    seed_everything(seed)
-    if getattr(tr, "generator", None) is not None: tr.generator.manual_seed(seed)   # its shuffle order
+        train_task(model, tr, Method(), stream.config, task_id=0, desc=f"naive · task 1/{len(stream)}" + (" (once; cached)" if keep else ""))
+        if keep and is_main_process(): save_checkpoint(f, model.state_dict())
+    seed_task(stream.config, 0, tr)   # the same random state whether it trained or read the cache: what follows repeats either way
     return model
 
 # %% ../nbs/04a_stream.ipynb #546af70b

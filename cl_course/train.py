@@ -25,7 +25,7 @@ from .config import TrainConfig, derive_seed
 
 # %% auto #0
 __all__ = ['IGNORE_INDEX', 'COMPILE_BACKEND', 'causal_lm_loss', 'model_logits', 'LMOutput', 'as_lm_output', 'evaluate', 'Method',
-           'seed_everything', 'compiled', 'make_optimizer', 'training_step', 'train_task', 'distributed',
+           'seed_everything', 'seed_task', 'compiled', 'make_optimizer', 'training_step', 'train_task', 'distributed',
            'is_main_process', 'shard_batch', 'sum_across_processes', 'Compose']
 
 # %% ../nbs/04_training.ipynb #d405fe2b
@@ -141,6 +141,12 @@ def seed_everything(seed: int) -> None:
     "Seed Python, NumPy and PyTorch (CPU and CUDA)."
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
 
+def seed_task(config: TrainConfig, task_id: int, loader: DataLoader | None = None) -> None:
+    "Seed everything, and `loader`'s shuffle, as `train_task` does when task `task_id` starts."
+    seed = derive_seed(config.seed, "train", task_id)
+    seed_everything(seed)
+    if getattr(loader, "generator", None) is not None: loader.generator.manual_seed(seed)   # its shuffle order
+
 def _autocast(device: torch.device, enabled: bool):
     return torch.autocast("cuda", dtype=torch.bfloat16) if enabled and device.type == "cuda" else nullcontext()
 
@@ -187,8 +193,7 @@ def train_task(model: nn.Module, loader: DataLoader, method: Method, config: Tra
                task_id: int = 0, desc: str | None = None) -> dict:
     "Train `model` on one task's `loader` with `method`; returns steps, tokens, seconds and the last loss."
     device = next(model.parameters()).device
-    seed_everything(derive_seed(config.seed, "train", task_id))
-    if getattr(loader, "generator", None) is not None: loader.generator.manual_seed(derive_seed(config.seed, "train", task_id))
+    seed_task(config, task_id, loader)
     model.train()
     params = method.trainable_parameters(model)
     steps_per_epoch = len(loader)

@@ -18,8 +18,7 @@ from cl_course.config import course_config
 from cl_course.stream import prepare_stream, run_stream, stream_loaders
 
 def run(out: str) -> None:
-    "The run, writing `{out}.rank{rank}.npz`; on one thread."
-    torch.set_num_threads(1)
+    "The run, writing `{out}.rank{rank}.npz`."
     base = prepare_stream(course_config("small", "default", n_tasks=2, max_train_blocks=9, max_eval_blocks=8, epochs=2, progress=False))
     model = base.new_model()   # pretrained at the course's batch size: the model the notebooks cached (its key has the batch size)
     c = base.config.replace(batch_size=4)
@@ -33,4 +32,5 @@ def run(out: str) -> None:
 
 
 if __name__ == "__main__":
+    torch.set_num_threads(1)   # each launched process: one thread
     run(sys.argv[1])

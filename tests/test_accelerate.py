@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from cli_helpers import run_main
+from accelerate_run import run
 
 HERE = Path(__file__).resolve().parent
 LAUNCH = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
@@ -30,11 +31,7 @@ def _run(cmd: list[str]) -> None:
 @needs_launcher
 def test_two_processes_give_the_one_process_task_matrix(tmp_path):
     "Dropout off: the same gradients up to the order of float sums, so the same task matrices (relative 1e-4)."
-    import torch
-    from accelerate_run import run
-    threads = torch.get_num_threads()
-    try: run(str(tmp_path / "one"))   # one process: this one (an interpreter's imports less)
-    finally: torch.set_num_threads(threads)
+    run(str(tmp_path / "one"))   # one process: this one (an interpreter's imports less)
     _run([*LAUNCH, str(HERE / "accelerate_run.py"), str(tmp_path / "two")])
     one = np.load(tmp_path / "one.rank0.npz")
     two = [np.load(tmp_path / f"two.rank{r}.npz") for r in (0, 1)]

@@ -203,12 +203,12 @@ def test_run_then_resume_refused_after_a_file_changes(tmp_path, articles):
     a = write_txt(tmp_path / "alpha", [doc(x) for x in articles[:4]])
     b = write_txt(tmp_path / "beta", [doc(x) for x in articles[4:8]])
     out = tmp_path / "out"
-    code, err, stdout = run_main("run", "--tasks", a, b, "--budget", "smoke", "--methods", "naive,replay", "--out", out, stdout=True)
+    code, err, stdout = run_main("run", "--tasks", a, b, *QUICK[:2], "--methods", "naive,replay", "--out", out, stdout=True)
     assert code == 0, err
     assert "naive" in stdout and "replay" in stdout and "ACC" in stdout
     assert f"tasks, in order: 1 alpha ({a}); 2 beta ({b})" in err and "column (Δ general ppl) is absent" in err
     with open(b / "02.txt", "a", encoding="utf-8") as f: f.write("One more sentence.\n")
-    code, err = run("--tasks", a, b, *QUICK[:2], "--methods", "naive,replay", "--out", out, "--resume", "--quiet")
+    code, err = run_main("run", "--tasks", a, b, *QUICK[:2], "--methods", "naive,replay", "--out", out, "--resume", "--quiet")
     assert code == 2
     line = one_line(err)
     assert "different configuration" in line and "data.task 2 'beta'" in line and "task 1" not in line, line
