@@ -15,7 +15,7 @@ from torch import nn
 from .baselines import ExperienceReplay, ReplayParams
 from .config import BATCH_SIZE, TrainConfig, check_number, derive_seed
 from .registry import check_params, param, register_method
-from .train import Method, _autocast, as_lm_output, causal_lm_loss, distributed, shard_batch, sum_across_processes
+from .train import Method, as_lm_output, autocast_for, causal_lm_loss, distributed, shard_batch, sum_across_processes
 
 # %% auto #0
 __all__ = ['agem_project', 'AGEMParams', 'AGEM']
@@ -84,7 +84,7 @@ class AGEM(Method):
         "Backward of the mean loss on the memory batch `ref`, sharded, weighted and summed over processes as `training_step` does the task's."
         rank, world = distributed()
         if world > 1: ref, share = shard_batch(ref, rank, world)   # this process's rows of the (same) memory batch
-        with _autocast(ref["input_ids"].device, self.mixed_precision):
+        with autocast_for(ref["input_ids"].device, self.mixed_precision):
             loss = causal_lm_loss(*as_lm_output(self.forward(model, ref, task_id), ref))
         if world > 1: loss = loss * share
         loss.backward()

@@ -25,8 +25,8 @@ from .config import TrainConfig, derive_seed
 
 # %% auto #0
 __all__ = ['IGNORE_INDEX', 'COMPILE_BACKEND', 'causal_lm_loss', 'model_logits', 'LMOutput', 'as_lm_output', 'evaluate', 'Method',
-           'seed_everything', 'seed_task', 'compiled', 'make_optimizer', 'training_step', 'train_task', 'distributed',
-           'is_main_process', 'shard_batch', 'sum_across_processes', 'Compose']
+           'seed_everything', 'seed_task', 'autocast_for', 'compiled', 'make_optimizer', 'training_step', 'train_task',
+           'distributed', 'is_main_process', 'shard_batch', 'sum_across_processes', 'Compose']
 
 # %% ../nbs/04_training.ipynb #d405fe2b
 IGNORE_INDEX = -100
@@ -147,7 +147,8 @@ def seed_task(config: TrainConfig, task_id: int, loader: DataLoader | None = Non
     seed_everything(seed)
     if getattr(loader, "generator", None) is not None: loader.generator.manual_seed(seed)   # its shuffle order
 
-def _autocast(device: torch.device, enabled: bool):
+def autocast_for(device: torch.device, enabled: bool):
+    "bf16 autocast where it pays (`enabled` and a CUDA `device`), else a context that does nothing."
     return torch.autocast("cuda", dtype=torch.bfloat16) if enabled and device.type == "cuda" else nullcontext()
 
 COMPILE_BACKEND = "inductor"   # torch.compile's default: generated kernels (a C++ compiler on a CPU); "aot_eager" traces only
@@ -178,7 +179,7 @@ def training_step(model: nn.Module, batch: dict, method: Method, task_id: int, o
     "One optimisation step of `method` on `batch` (data-parallel across processes if launched so); returns the loss."
     rank, world = distributed()
     if world > 1: batch, share = shard_batch(batch, rank, world)   # this process's rows, and its share of the batch's targets
-    with _autocast(batch["input_ids"].device, config.mixed_precision):
+    with autocast_for(batch["input_ids"].device, config.mixed_precision):
         loss = method.loss(model, batch, task_id)
     if world > 1: loss = loss * share
     loss.backward()
