@@ -103,6 +103,7 @@ def make_parser(methods: bool = True) -> argparse.ArgumentParser:
     r.add_argument("--lr", type=_typed(float, 0, lo_open=True, name="learning rate"), default=None, help="learning rate of full fine-tuning (default: the size's; LoRA and prompts use their own)")
     r.add_argument("--batch-size", type=pos, default=None, help="blocks per batch (default: the size's)")
     r.add_argument("--max-train-blocks", type=pos, default=None, help="cap on training blocks per task (default: all)")
+    r.add_argument("--max-eval-blocks", type=pos, default=None, help="cap on evaluation blocks per task, and of the general text (default: the size's)")
     r.add_argument("--device", default=None, help="cuda, cuda:N, mps or cpu (default: the best available)")
     r.add_argument("--fast", action="store_true", help="the fast path on a GPU: torch.compile and fused AdamW (the same results up to rounding)")
     _method_options(r, specs)
@@ -116,7 +117,7 @@ def make_parser(methods: bool = True) -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict]:
     "The training configuration and the methods' parameters (as `method_params` gives them) that command-line arguments describe."
     over = {k: getattr(args, k) for k in ("model", "data", "split", "max_articles", "n_tasks", "epochs", "lr", "batch_size",
-                                          "max_train_blocks", "device") if getattr(args, k) is not None}
+                                          "max_train_blocks", "max_eval_blocks", "device") if getattr(args, k) is not None}
     if args.fast: over["fast"] = True
     cfg = course_config(args.size, args.budget, progress=not args.quiet and sys.stderr.isatty(), **over)
     return cfg, method_params({f.name: getattr(args, f.name) for cls in param_classes() for f in dataclasses.fields(cls)})

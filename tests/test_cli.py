@@ -11,7 +11,7 @@ import pytest
 
 from cli_helpers import one_line_of, run_main
 
-QUICK = ["--max-train-blocks", "16", "--epochs", "1", "--quiet"]
+QUICK = ["--max-train-blocks", "16", "--max-eval-blocks", "8", "--epochs", "1", "--quiet"]
 SMOKE = ["--budget", "smoke", "--quiet"]   # two tasks, two steps each: the same code paths in seconds
 
 
@@ -166,7 +166,7 @@ def test_run_resume_and_refuse_other_configuration(tmp_path):
 def test_interrupted_run_resumes_without_redoing_finished_methods(tmp_path):
     "Ctrl-C after the first method finished: exit 130, one line; --resume reads it back, says where it resumes, runs the rest."
     out = tmp_path / "bench"
-    slow = ["--max-train-blocks", "32", "--epochs", "2", "--quiet"]   # replay's later tasks leave time to press Ctrl-C
+    slow = ["--max-train-blocks", "32", "--epochs", "2", "--max-eval-blocks", "8", "--quiet"]   # replay's later tasks leave time to press Ctrl-C
     p = subprocess.Popen([sys.executable, "-m", "cl_course.cli", "run", "--methods", "naive,replay", "--out", str(out), *slow],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:

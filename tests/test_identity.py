@@ -142,7 +142,7 @@ def test_dashboard_keeps_one_folder_per_configuration(corpora, tmp_path, monkeyp
 
 def test_cli_resume_after_changing_cl_course_data_is_refused(corpora, tmp_path, monkeypatch):
     "`cl-course run` in this process (its real command is tested in test_cli), with $CL_COURSE_DATA changed between runs."
-    quick = ["--methods", "naive", "--n-tasks", "2", "--max-train-blocks", "4", "--epochs", "1", "--quiet", "--out", str(tmp_path / "o")]
+    quick = ["--methods", "naive", "--n-tasks", "2", "--max-train-blocks", "4", "--max-eval-blocks", "4", "--epochs", "1", "--quiet", "--out", str(tmp_path / "o")]
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CL_COURSE_DATA", str(corpora["a"]))
     code, err = run_main("run", *quick)
