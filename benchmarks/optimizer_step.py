@@ -38,12 +38,10 @@ IMPLS = {"for-loop": dict(foreach=False), "foreach": dict(foreach=True), "fused"
 def build(which: str) -> torch.nn.Module:
     "The course's small model ('small') or a 124M GPT-2 ('124M'), randomly initialised."
     from transformers import GPT2Config, GPT2LMHeadModel
-    from cl_course.models import SMALL_CONFIGS
+    from cl_course.models import load_model
     from cl_course.config import TrainConfig
     if which == "124M": return GPT2LMHeadModel(GPT2Config())
-    c = SMALL_CONFIGS[TrainConfig().model]   # its tokenizer's vocabulary: bpe-<size>
-    return GPT2LMHeadModel(GPT2Config(vocab_size=int(c.tokenizer.split("-")[1]), n_positions=c.n_positions, n_embd=c.n_embd,
-                                      n_layer=c.n_layer, n_head=c.n_head))
+    return load_model(TrainConfig().model, device="cpu", dtype=torch.float32)   # its vocabulary: its tokenizer's size
 
 
 def step_times(model: torch.nn.Module, repeats: int) -> dict[str, list[float]]:
