@@ -96,7 +96,7 @@ def test_bertviz_loads_the_scripts_we_serve(attentions):
 def test_head_view_renders_offline(attentions, tmp_path):
     _requirements()
     att, tokens = attentions
-    L, H, T = len(att), att[0].shape[1], att[0].shape[-1]
+    H, T = att[0].shape[1], att[0].shape[-1]
     r = _render(attention_html(att, tokens, view="head"), tmp_path, "head", "g#attention line")
     assert r["errors"] == [], r["errors"]
     assert sorted(r["served"]) == sorted(BERTVIZ_CDN_SCRIPTS), r["served"]

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from cl_course import benchmark
 from cl_course.benchmark import run_benchmark
 from cl_course.dashboard import dashboard_run
 from cl_course.data import Article, load_wikitext

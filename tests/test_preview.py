@@ -81,7 +81,7 @@ def _headings(nb_path: Path) -> list[str]:
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_page(site, name):
-    out, page_file = site["out"], site["out"] / site["pages"][name]
+    page_file = site["out"] / site["pages"][name]
     page = site["browser"].new_page(viewport={"width": 1280, "height": 900})
     errors, blocked = [], []
     page.on("pageerror", lambda e: errors.append(str(e)))

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from cl_course import train
 from cl_course.train import LMOutput, Method, causal_lm_loss, evaluate, model_logits
 
 from cl_course.config import TrainConfig, course_config
