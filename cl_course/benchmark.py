@@ -110,7 +110,7 @@ def run_benchmark(methods: list[str] | None = None,   # default: every registere
                   words: dict | None = None,  # how messages name resume and overwrite (default: API_WORDS)
                   stream: Stream | None = None,  # a prepared stream (e.g. `own_stream`'s) instead of the WikiText one `config` describes
                  ) -> "pd.DataFrame":
-    "Run `methods` × `seeds` on one stream; write per-run JSON, results.csv and summary.csv; return the per-run table."
+    "Run `methods` × `seeds` on one stream; write per-run JSON (and the final prompts or adapters of the methods that train only those), results.csv and summary.csv; return the per-run table."
     import pandas as pd
     opt = words or API_WORDS
     if resume and overwrite:
@@ -151,11 +151,13 @@ def run_benchmark(methods: list[str] | None = None,   # default: every registere
                 else: say(f"{name} (seed {seed}): running")
                 t0 = time.perf_counter()
                 res = run_stream(method, joint_stream(stream) if joint else stream, checkpoint_dir=out / "runs" / f"{name}-seed{seed}",
-                                 resume=True, final_checkpoint=False)   # the results go to f instead
+                                 resume=True, final_checkpoint="partial")   # the results go to f; the weights only if few
                 res.method = name
                 d = dict(res.to_dict(), wall_seconds=time.perf_counter() - t0, identity=identity)
                 _write_json(f, d)
-                if is_main_process(): shutil.rmtree(f.with_suffix(""), ignore_errors=True)   # its checkpoint: the results are in f
+                if is_main_process():
+                    if ck.exists() and _tasks_done(ck) == res.accuracy.shape[0] - 1: os.replace(ck, f.with_suffix(".pt"))   # prompts, adapters: kept
+                    shutil.rmtree(f.with_suffix(""), ignore_errors=True)   # its checkpoint: the results are in f
                 say(f"{name} (seed {seed}): done in {d['wall_seconds']:.0f} s")
             rows.append(dict(method=name, seed=seed, **result_summary(res)))
             table = pd.DataFrame(rows)
@@ -270,7 +272,7 @@ def plot_accuracy_vs_forgetting(summary: "pd.DataFrame", metric: str = "accuracy
 
 # %% ../nbs/12_benchmark.ipynb #cfcfc07c
 def share_runs(out_dir: str | os.PathLike, config: TrainConfig | None = None) -> list[str]:
-    "Put the finished runs of a benchmark folder in the run cache, where `run_cached` reads them back, each only if the library would make exactly that run under `config` (default `course_config()`): the same identity, data by content; it replaces a cached run of that identity. Returns the runs shared ('name-seedK')."
+    "Put the finished runs of a benchmark folder in the run cache, where `run_cached` reads them back, each only if the library would make exactly that run under `config` (default `course_config()`): the same identity, data by content; it replaces a cached run of that identity. A run's kept prompts or adapters (its `.pt`) go with it, where `run_stream(..., resume=True)` reads them. Returns the runs shared ('name-seedK')."
     config, shared, first = config or course_config(), [], None
     for f in sorted((as_path(out_dir) / "runs").glob("*-seed*.json")):
         d = json.loads(f.read_text())
@@ -282,6 +284,10 @@ def share_runs(out_dir: str | os.PathLike, config: TrainConfig | None = None) ->
         if method_specs()[name].joint: view = joint_stream(view)
         if d.get("identity") != _run_identity(name, method, view): continue   # another experiment, or made by other parameters
         res = dataclasses.replace(StreamResult.from_dict(d), method=method.name)   # it replaces a cached run of the same identity
-        atomic_write(cached_run_dir(method, view) / "result.json", lambda tmp: tmp.write_text(json.dumps(res.to_dict(), default=float)))
+        run_dir = cached_run_dir(method, view)
+        atomic_write(run_dir / "result.json", lambda tmp: tmp.write_text(json.dumps(res.to_dict(), default=float)))
+        kept = f.with_suffix(".pt")   # the final trained weights of a method that trains few (written by `run_benchmark`)
+        if kept.exists() and torch.load(kept, map_location="cpu", weights_only=True, mmap=True)["fingerprint"] == _fingerprint(method, view):
+            atomic_write(run_dir / "checkpoint.pt", lambda tmp: shutil.copyfile(kept, tmp))
         shared.append(f.stem)
     return shared

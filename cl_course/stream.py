@@ -8,6 +8,7 @@ Docs: https://cl-course.github.io/cl_course/stream.html.md"""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 from contextlib import nullcontext
@@ -192,6 +193,25 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     "Read a checkpoint written by `save_checkpoint` (tensors and plain data only)."
     return torch.load(as_path(path), map_location="cpu", weights_only=True)
 
+def _trained_names(model: nn.Module, method: Method) -> set[str]:
+    "The names of `model`'s parameters that `method` trains now (a tied weight under each of its names)."
+    ids = {id(p) for p in method.trainable_parameters(model)}
+    return {n for n, p in model.named_parameters(remove_duplicate=False) if id(p) in ids}
+
+def _frozen_digest(model: nn.Module, trained: set[str]) -> str:
+    "A SHA-256 of the bytes of every parameter not in `trained`: the frozen weights, which a partial checkpoint does not keep."
+    h = hashlib.sha256()
+    for n, p in model.named_parameters(remove_duplicate=False):
+        if n not in trained: h.update(n.encode()); h.update(p.detach().cpu().reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+def _model_state(model: nn.Module, trained: set[str]) -> tuple[dict, str | None]:
+    """A checkpoint's weights: the whole state dict when every parameter was trained; else only what was trained (and the
+    buffers), with the frozen weights' digest, so that resuming from another starting model is refused."""
+    frozen = {n for n, _ in model.named_parameters(remove_duplicate=False)} - trained
+    if not frozen: return model.state_dict(), None
+    return {k: v for k, v in model.state_dict().items() if k not in frozen}, _frozen_digest(model, trained)
+
 def evaluate_all(model: nn.Module, stream: Stream, method: Method) -> dict[str, list[float]]:
     "Scores of `model` on every task's eval split, as `method` sees each task."
     row = {m: [] for m in METRICS}
@@ -214,11 +234,13 @@ def run_stream(method: Method, stream: Stream,
                resume: bool = False,                     # continue from `checkpoint_dir`'s last finished task
                overwrite: bool = False,                  # replace an existing checkpoint instead of refusing (not with resume)
                model: nn.Module | None = None,           # the starting model (default: `stream.new_model()`)
-               final_checkpoint: bool = True,            # save after the last task too (False where the caller keeps the result instead)
+               final_checkpoint: bool | str = True,      # save after the last task too (False where the caller keeps the result
+                                                         # instead; "partial": only a checkpoint of some weights, small enough to keep)
               ) -> StreamResult:
     "Train `method` on every task of `stream` in order (or on all at once, a joint stream), evaluating all tasks after each; returns the task matrices."
     if resume and overwrite:
         raise ValueError("resume=True continues the run in checkpoint_dir and overwrite=True replaces it: pass one of them.")
+    if final_checkpoint not in (True, False, "partial"): raise ValueError(f"final_checkpoint must be True, False or 'partial', got {final_checkpoint!r}.")
     T = len(stream)
     fp = _fingerprint(method, stream)
     ck = as_path(checkpoint_dir) / "checkpoint.pt" if checkpoint_dir is not None else None
@@ -232,10 +254,17 @@ def run_stream(method: Method, stream: Stream,
                 raise ValueError(f"{ck} was written by a different configuration, refusing to mix results; it differs in: "
                                  f"{'; '.join(identity_diff(state['fingerprint'], fp))}. Use another folder, or overwrite=True to start again.")
     model = method.setup(model if model is not None else stream.new_model())
-    rows, general, done, seconds, tokens = {m: [] for m in METRICS}, [], 0, 0.0, 0
+    rows, general, done, seconds, tokens, trained = {m: [] for m in METRICS}, [], 0, 0.0, 0, set()
     if state is not None:
         method.load_state_dict(state["method"], model)
-        model.load_state_dict(state["model"])
+        if state.get("frozen") is None: model.load_state_dict(state["model"])   # every weight
+        else:   # only the trained weights: the others must be the starting model's, as when the run began
+            trained = set(state["trained"])
+            if _frozen_digest(model, trained) != state["frozen"]:
+                raise ValueError(f"{ck} keeps only the weights {method.name} trains, and this run's starting model differs in the "
+                                 "others from the one it began with: resume from the same starting model, or overwrite=True to start again.")
+            missing, unexpected = model.load_state_dict(state["model"], strict=False)
+            if unexpected or not trained.isdisjoint(missing): raise ValueError(f"{ck} does not fit this model: {sorted({*unexpected, *(trained & {*missing})})[:3]}…")
         rows = {m: [list(r) for r in state["rows"][m]] for m in METRICS}
         general, done, seconds, tokens = list(state["general"]), state["done"], state["seconds"], state["tokens"]
     if done == 0:
@@ -248,13 +277,17 @@ def run_stream(method: Method, stream: Stream,
         method.select_task(model, i)
         desc = f"{method.name} · all {T} tasks at once" if stream.joint else f"{method.name} · task {i + 1}/{T}"
         stats = train_task(model, tr, method, stream.config, task_id=i, desc=desc)
+        trained |= _trained_names(model, method)
         method.after_task(model, i, tr)
         seconds, tokens = seconds + stats["seconds"], tokens + stats["tokens"]
         for m, v in evaluate_all(model, stream, method).items(): rows[m].append(v)
         general.append(evaluate_general(model, stream, method, i))
-        if ck is not None and is_main_process() and (final_checkpoint or i + 1 < len(stages)):
+        last = i + 1 == len(stages)
+        if ck is not None and is_main_process() and (final_checkpoint or not last):
+            weights, frozen = _model_state(model, trained)   # all weights, or the trained ones and the digest of the rest
+            if last and final_checkpoint == "partial" and frozen is None: continue   # every weight: not kept
             save_checkpoint(ck, dict(fingerprint=fp, done=i + 1, seconds=seconds, tokens=tokens, rows=rows, general=general,
-                                     model=model.state_dict(), method=method.state_dict()))
+                                     model=weights, frozen=frozen, trained=sorted(trained), method=method.state_dict()))
     trainable = sum(p.numel() for p in {id(p): p for p in method.trainable_parameters(model)}.values())
     return StreamResult(method.name, stream.names, *(np.array(rows[m]) for m in METRICS), train_seconds=seconds,
                         train_tokens=tokens, trainable_params=trainable, extra_memory_bytes=method.extra_memory_bytes(),

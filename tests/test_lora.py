@@ -224,6 +224,16 @@ def test_resumed_per_task_run_equals_the_uninterrupted_one_and_never_forgets(str
     whole = run_stream(PerTaskLoRA(**kw), stream)
     with pytest.raises(KeyboardInterrupt):
         run_stream(_Crash(**kw), stream, checkpoint_dir=tmp_path)
+    # the checkpoint keeps the adapters and nothing of the frozen backbone, which it names by a digest
+    state, start = load_checkpoint(tmp_path / "checkpoint.pt"), stream.new_model()
+    assert state["done"] == 1 and sorted(state["trained"]) == sorted(k for k in state["model"] if ".adapters.task0." in k)
+    assert sum(state["model"][k].numel() for k in state["trained"]) == kw["rank"] * sum(
+        sum(m.weight.shape) for n, m in start.named_modules() if n.endswith("c_attn"))   # r·(d_in + d_out) per target layer
+    assert not set(state["model"]) & set(start.state_dict())   # not one weight of the backbone
+    moved = stream.new_model()
+    with torch.no_grad(): moved.transformer.h[0].mlp.c_fc.weight[0, 0] += 1e-3   # one frozen weight differs
+    with pytest.raises(ValueError, match="starting model"):
+        run_stream(PerTaskLoRA(**kw), stream, checkpoint_dir=tmp_path, resume=True, model=moved)
     resumed = run_stream(PerTaskLoRA(**kw), stream, checkpoint_dir=tmp_path, resume=True)
     np.testing.assert_array_equal(resumed.perplexity, whole.perplexity)
     for j in range(len(stream)):   # zero forgetting, exactly: a task's column is constant once trained

@@ -88,6 +88,9 @@ def test_stream_columns_are_constant_and_a_resumed_run_is_identical(tmp_path):
     assert full.trainable_params == 3 * 128 and full.extra_memory_bytes == 3 * 3 * 128 * 4
     with pytest.raises(KeyboardInterrupt):
         run_stream(CrashAfter(1, prompt_len=3), stream, checkpoint_dir=tmp_path)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")   # the prompts are the method's state: no weight of the backbone is kept
+    assert state["trained"] == [] and len(state["method"]["prompts"]) == 1 and state["frozen"] is not None
+    assert not set(state["model"]) & {n for n, _ in stream.new_model().named_parameters(remove_duplicate=False)}
     resumed = run_stream(ProgressivePrompts(prompt_len=3), stream, checkpoint_dir=tmp_path, resume=True)
     np.testing.assert_array_equal(resumed.loss, full.loss)
     again = run_stream(ProgressivePrompts(prompt_len=3), stream, checkpoint_dir=tmp_path, resume=True)   # all read back

@@ -45,3 +45,33 @@ def test_naive_trained_again_gives_the_committed_matrices():
         got = np.array([[r[k] for r in before], [r[k] for r in after]])
         np.testing.assert_allclose(got, np.array(committed[k])[:2], rtol=1e-6, err_msg=k)
     assert not np.allclose(committed["perplexity"][1], committed["perplexity"][0])   # training moved the scores
+
+
+def test_kept_prompts_and_adapters_give_the_committed_final_scores(monkeypatch):
+    """The headline keeps the final prompts or adapters of the runs notebooks 09 and 11 look at (`run_benchmark` writes
+    them as `.pt`, `share_runs` puts them in the cache): `run_stream` reads each back without training, and the model it
+    restores, evaluated again here, scores the committed last row."""
+    import dataclasses
+    from cl_course.registry import build_method
+    from cl_course.stream import cached_run_dir, evaluate_all, run_stream
+    config = course_config("small", "default", progress=False)
+    kept = sorted((HEADLINE / "runs").glob("*.pt"))
+    assert {"prompts-seed0", "lora-per-task-seed0", "o-lora-seed0"} <= {f.stem for f in kept}
+    shared = share_runs(HEADLINE, config)
+    monkeypatch.setattr("cl_course.stream.train_task", lambda *a, **k: pytest.fail("trained instead of reading the weights back"))
+    stream, threads = prepare_stream(config), torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for f in kept:
+            assert f.stem in shared
+            name, seed = f.stem.rsplit("-seed", 1)
+            view = dataclasses.replace(stream, config=config.replace(seed=int(seed)))
+            method, model = build_method(name, None, int(seed), view.config), view.new_model()
+            res = run_stream(method, view, checkpoint_dir=cached_run_dir(method, view), resume=True, model=model)
+            committed = json.loads(f.with_suffix(".json").read_text())
+            assert res.train_seconds == committed["train_seconds"] and res.train_tokens == committed["train_tokens"]
+            again = evaluate_all(model, view, method)   # the restored weights, scored now
+            for k in ("accuracy", "perplexity"):
+                np.testing.assert_array_equal(getattr(res, k), np.array(committed[k]), err_msg=f"{f.stem} {k}")
+                np.testing.assert_allclose(again[k], committed[k][-1], rtol=1e-6, err_msg=f"{f.stem} {k}")
+    finally: torch.set_num_threads(threads)

@@ -140,7 +140,7 @@ def test_nan_loss_stops_with_task_and_step_and_saves_nothing_poisoned(stream, tm
     with pytest.raises(FloatingPointError, match="task 2.*step 0"):
         run_stream(NaNOnTask2(), stream, checkpoint_dir=tmp_path)
     state = load_checkpoint(tmp_path / "checkpoint.pt")
-    assert state["done"] == 2
+    assert state["done"] == 2 and state["frozen"] is None and state["model"].keys() == stream.new_model().state_dict().keys()   # every weight trains
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
 
 
